@@ -13,12 +13,15 @@
  * if every test skipped, the binary exits 77 (meson's SKIP). `test-foo NAME…` runs a subset.
  */
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "macro.h"
 
 typedef void (*TestFunc)(void);
 
