@@ -37,16 +37,25 @@ typedef struct TomlPos {
 	uint32_t col;  /* 1-based, in code points */
 } TomlPos;
 
+/*
+ * A field left 0 takes its default, so `(TomlLimits){ .max_depth = 8 }` changes one limit.
+ * Hitting a limit makes toml_parse() fail with -E2BIG.
+ */
 typedef struct TomlLimits {
 	size_t max_input;      /* bytes; default 8 MiB */
-	uint32_t max_depth;    /* nesting of arrays/inline tables/dotted keys; default 128 */
-	size_t max_string;     /* bytes in one string after unescaping; default 1 MiB */
-	size_t max_keys;       /* keys in the whole document; default 1,000,000 */
+	uint32_t max_depth;    /* nesting of tables and arrays below the root, however written
+	                          ([a.b], a.b = 1, [[x]], [ [ ] ], { }); default 128, at most
+	                          TOML_DEPTH_HARD_MAX (the parser recurses once per level) */
+	size_t max_string;     /* bytes in one string or key after unescaping; default 1 MiB */
+	size_t max_keys;       /* keys in the whole document, implicit tables included;
+	                          default 1,000,000 */
 } TomlLimits;
+
+#define TOML_DEPTH_HARD_MAX 512u
 
 typedef struct TomlError {
 	TomlPos pos;
-	char message[256]; /* "expected '=' after key", "duplicate key \"a\" (first defined at 3:1)" */
+	char message[256]; /* "expected '=' after key \"a\"", "duplicate key \"a\" (first defined at 3:1)" */
 } TomlError;
 
 typedef struct TomlValue TomlValue;
@@ -64,9 +73,12 @@ TomlValue *toml_free(TomlValue *root); /* returns NULL; accepts NULL */
 /* Format "file:line:col: message" into buf (always NUL-terminated). */
 void toml_error_format(const TomlError *err, const char *filename, char *buf, size_t size);
 
-const char *toml_type_to_string(TomlType t); /* "string", "integer", …, "table" */
+/* "string", "integer", "float", "boolean", "offset date-time", "local date-time",
+ * "local date", "local time", "array", "table"; NULL for an invalid type. */
+const char *toml_type_to_string(TomlType t);
 
-TomlType toml_type(const TomlValue *v);
+TomlType toml_type(const TomlValue *v); /* _TOML_TYPE_INVALID for NULL */
+/* Where the value starts; for tables the [header], the '{', or the key that created it. */
 TomlPos toml_pos(const TomlValue *v);
 
 /* Scalars. Calling an accessor of the wrong type is a programming error (asserts). */
@@ -81,9 +93,16 @@ const char *toml_datetime(const TomlValue *v);
 size_t toml_array_size(const TomlValue *a);
 const TomlValue *toml_array_get(const TomlValue *a, size_t i);
 
-/* Tables keep keys in document order. */
+/*
+ * Tables keep keys in document order. Keys are NUL-terminated, but a quoted key may
+ * itself hold NUL ("\u0000"): the _n variants carry the length for callers that care.
+ * Lookups take O(log n).
+ */
 size_t toml_table_size(const TomlValue *t);
 const char *toml_table_key(const TomlValue *t, size_t i, TomlPos *ret_key_pos);
+const char *toml_table_key_n(const TomlValue *t, size_t i, size_t *ret_len, TomlPos *ret_key_pos);
 const TomlValue *toml_table_value(const TomlValue *t, size_t i);
 /* Look up one key (not a dotted path); NULL if absent. ret_key_pos may be NULL. */
 const TomlValue *toml_table_get(const TomlValue *t, const char *key, TomlPos *ret_key_pos);
+const TomlValue *toml_table_get_n(const TomlValue *t, const char *key, size_t len,
+				  TomlPos *ret_key_pos);
