@@ -71,7 +71,8 @@ static void walk(const TomlValue *v, uint32_t lines, unsigned depth)
 			CHECK(key && key[len] == 0);
 			CHECK(toml_table_key(v, i, NULL) == key);
 			check_pos(pos, lines);
-			/* Every key must be found again, as itself (the index agrees with the order). */
+			/* Every key must be found again, as itself (the index agrees with the
+			 * order). */
 			CHECK(toml_table_get_n(v, key, len, &found_pos) == value);
 			CHECK(found_pos.line == pos.line && found_pos.col == pos.col);
 			if (strlen(key) == len)

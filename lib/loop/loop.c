@@ -374,6 +374,7 @@ int loop_zmq_send(LoopZmq *z, zmq_msg_t *msgs, size_t n, int flags)
 	}
 	for (; i < n; i++)
 		zmq_msg_close(&msgs[i]);
+	loop_zmq_kick(z);
 	return r;
 }
 

@@ -9,6 +9,24 @@
 
 #include "strutil.h"
 
+/* Messages quote user text (keys, values), which may be long; a diagnostic stays short. */
+#define DIAG_TEXT_MAX 512
+
+static int truncate_text(char **s)
+{
+	if (strlen(*s) <= DIAG_TEXT_MAX)
+		return 0;
+	size_t cut = DIAG_TEXT_MAX;
+	while (cut > 0 && ((unsigned char)(*s)[cut] & 0xc0) == 0x80)
+		cut--; /* not inside a UTF-8 sequence */
+	char *t = strdupf("%.*s…", (int)cut, *s);
+	if (!t)
+		return -ENOMEM;
+	free(*s);
+	*s = t;
+	return 0;
+}
+
 int diag_addv(DiagList *l, DiagSeverity severity, const char *file, uint32_t line, uint32_t col,
 	      const char *hint, const char *fmt, va_list ap)
 {
@@ -39,12 +57,17 @@ int diag_addv(DiagList *l, DiagSeverity severity, const char *file, uint32_t lin
 		l->oom = true;
 		return -ENOMEM;
 	}
+	_cleanup_free_ char *text = buf_steal(&msg, NULL);
+	if (truncate_text(&text) < 0 || (h && truncate_text(&h) < 0)) {
+		l->oom = true;
+		return -ENOMEM;
+	}
 	l->items[l->n++] = (Diag){
 		.severity = severity,
 		.file = TAKE_PTR(f),
 		.line = line,
 		.col = col,
-		.message = buf_steal(&msg, NULL),
+		.message = TAKE_PTR(text),
 		.hint = TAKE_PTR(h),
 	};
 	return 0;

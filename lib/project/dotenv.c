@@ -86,13 +86,19 @@ static int quoted_value(Cursor *c, Buf *out, bool *ret_ok)
 		int r;
 		if (q == '"' && ch == '\\' && c->i + 1 < c->len) {
 			char e = c->data[c->i + 1];
-			const char *rep = e == 'n' ? "\n" : e == 't' ? "\t" : e == 'r' ? "\r"
-					: e == '"' ? "\"" : e == '\\' ? "\\" : e == '$' ? "$" : NULL;
+			const char *rep = e == 'n'    ? "\n"
+					  : e == 't'  ? "\t"
+					  : e == 'r'  ? "\r"
+					  : e == '"'  ? "\""
+					  : e == '\\' ? "\\"
+					  : e == '$'  ? "$"
+						      : NULL;
 			if (rep) {
 				r = buf_append_str(out, rep);
 				c->i += 2;
 			} else {
-				r = buf_append_byte(out, '\\'); /* unknown escapes stay as written */
+				r = buf_append_byte(out,
+						    '\\'); /* unknown escapes stay as written */
 				c->i++;
 			}
 		} else {
@@ -109,15 +115,16 @@ static int quoted_value(Cursor *c, Buf *out, bool *ret_ok)
 			if (((unsigned char)c->data[k] & 0xc0) != 0x80)
 				col++;
 		(void)diag_add(c->diags, DIAG_ERROR, c->file, open_line, col,
-			       "close the value with a matching quote", "unterminated %s-quoted value",
-			       q == '"' ? "double" : "single");
+			       "close the value with a matching quote",
+			       "unterminated %s-quoted value", q == '"' ? "double" : "single");
 		*ret_ok = false;
 		return 0;
 	}
 	c->i++; /* closing quote */
 	skip_blanks(c);
 	if (!at_end(c) && peek(c) != '\n' && peek(c) != '#') {
-		error_at(c, c->i, "put comments after a '#'", "unexpected text after the closing quote");
+		error_at(c, c->i, "put comments after a '#'",
+			 "unexpected text after the closing quote");
 		skip_line(c);
 		*ret_ok = false;
 		return 0;
@@ -140,8 +147,8 @@ static int plain_value(Cursor *c, Buf *out)
 			end = k;
 			break;
 		}
-	while (end > start && (c->data[end - 1] == ' ' || c->data[end - 1] == '\t' ||
-			       c->data[end - 1] == '\r'))
+	while (end > start &&
+	       (c->data[end - 1] == ' ' || c->data[end - 1] == '\t' || c->data[end - 1] == '\r'))
 		end--;
 	skip_line(c);
 	return buf_append(out, c->data + start, end - start);
@@ -190,7 +197,8 @@ static int dotenv_entry(Cursor *c, EnvList *env)
 	SourcePos pos = POS(line, col_at(c, c->i));
 	_cleanup_buf_ Buf value = BUF_INIT(PROJECT_DOTENV_MAX);
 	bool ok = true;
-	int r = peek(c) == '"' || peek(c) == '\'' ? quoted_value(c, &value, &ok) : plain_value(c, &value);
+	int r = peek(c) == '"' || peek(c) == '\'' ? quoted_value(c, &value, &ok)
+						  : plain_value(c, &value);
 	if (r < 0)
 		return r;
 	if (!ok)

@@ -27,7 +27,8 @@ static void procfile_error(Project *p, DiagList *diags, uint32_t line, uint32_t 
 /* One line, without its '\n'. Adds the service, or a diagnostic. -ENOMEM only. */
 static int procfile_line(Project *p, const char *l, size_t n, uint32_t line, DiagList *diags)
 {
-	static const char shape[] = "write \"name: command\", like \"web: python3 -m http.server $PORT\"";
+	static const char shape[] =
+	    "write \"name: command\", like \"web: python3 -m http.server $PORT\"";
 
 	if (memchr(l, 0, n)) {
 		procfile_error(p, diags, line, 0, NULL, "line contains a NUL character");
@@ -57,7 +58,8 @@ static int procfile_line(Project *p, const char *l, size_t n, uint32_t line, Dia
 	while (i < n && (l[i] == ' ' || l[i] == '\t'))
 		i++;
 	if (i == n) {
-		procfile_error(p, diags, line, (uint32_t)(i + 1), shape, "expected a command after ':'");
+		procfile_error(p, diags, line, (uint32_t)(i + 1), shape,
+			       "expected a command after ':'");
 		return 0;
 	}
 

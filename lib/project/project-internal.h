@@ -43,6 +43,11 @@ int project_check_references(const Project *p, DiagList *diags);
 /* Report each dependency cycle once (one per strongly connected component). */
 int project_check_cycles(const Project *p, DiagList *diags);
 
+/* The names the config accepts, NULL-terminated (for "did you mean"). */
+const char *const *service_type_names(void);
+const char *const *health_check_type_names(void);
+const char *const *restart_policy_names(void);
+
 /* Index of the service named `name`, or -1. */
 ssize_t project_service_index(const Project *p, const char *name);
 

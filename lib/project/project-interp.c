@@ -65,8 +65,9 @@ typedef enum RefField {
 	_REF_FIELD_INVALID = -EINVAL,
 } RefField;
 
-static const char *const service_fields[] = { "port", "host", "url", "proxy_host", "proxy_url",
-					      NULL };
+static const char *const service_fields[] = {
+	"port", "host", "url", "proxy_host", "proxy_url", NULL
+};
 static const char *const project_fields[] = { "name", "domain", NULL };
 
 /* A parsed reference. `foreign` = not ours (like ${HOME}): kept as written. */
@@ -103,7 +104,8 @@ static int ref_parse(const Project *p, const char *s, size_t n, Ref *ret, char *
 	const char *dot = strrchr(rest, '.');
 	if (!dot || dot == rest) {
 		*ret_msg = strdupf("malformed reference ${%s}", body);
-		*ret_hint = strdup("write ${services.<name>.port}, .host, .url, .proxy_host or .proxy_url");
+		*ret_hint =
+		    strdup("write ${services.<name>.port}, .host, .url, .proxy_host or .proxy_url");
 		return -EINVAL;
 	}
 	_cleanup_free_ char *name = strndup_safe(rest, (size_t)(dot - rest));
@@ -174,11 +176,12 @@ static int check_segment(SegmentKind kind, const char *str, size_t n, void *user
 		return 0;
 	}
 	if (ref.foreign)
-		diag_at(c->diags, DIAG_WARNING, c->p->config_path, c->var->pos,
-			"locald expands ${services.<name>.port|host|url} and ${project.name|domain}; "
-			"write $${…} to keep it literal and silence this",
-			"%s: ${%.*s} is not a locald reference and is passed on as written",
-			c->var->key, (int)MIN(n, (size_t)200), str);
+		diag_at(
+		    c->diags, DIAG_WARNING, c->p->config_path, c->var->pos,
+		    "locald expands ${services.<name>.port|host|url} and ${project.name|domain}; "
+		    "write $${…} to keep it literal and silence this",
+		    "%s: ${%.*s} is not a locald reference and is passed on as written",
+		    c->var->key, (int)MIN(n, (size_t)200), str);
 	return 0;
 }
 
@@ -202,8 +205,7 @@ typedef struct ExpandCtx {
 	Buf out;
 } ExpandCtx;
 
-static int service_port(const Project *p, const Service *s, const ProjectResolver *r,
-			uint16_t *ret)
+static int service_port(const Project *p, const Service *s, const ProjectResolver *r, uint16_t *ret)
 {
 	if (r && r->port)
 		return r->port(p, s, r->userdata, ret);
@@ -276,7 +278,7 @@ int project_interpolate(const Project *p, const char *value, const ProjectResolv
 
 static int env_add_strv(EnvList *env, char *const *l)
 {
-	STRV_FOREACH(e, l) {
+	STRV_FOREACH (e, l) {
 		const char *eq = strchr(*e, '=');
 		if (!eq || eq == *e)
 			continue;

@@ -82,8 +82,7 @@ int project_load_memory(const ProjectInput *in, Project **ret, DiagList *diags)
  */
 static int read_bounded(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len)
 {
-	_cleanup_close_ int fd =
-		openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	_cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return negative_errno();
 	struct stat st;
@@ -106,7 +105,8 @@ static int read_bounded(int dir_fd, const char *name, size_t max, char **ret, si
 				return r;
 		}
 		/* buf caps cap at max + 1, so this never reads past max. */
-		ssize_t n = full ? read(fd, &probe, 1) : read(fd, b.data + b.len, b.cap - 1 - b.len);
+		ssize_t n =
+		    full ? read(fd, &probe, 1) : read(fd, b.data + b.len, b.cap - 1 - b.len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -138,7 +138,8 @@ static int read_error(DiagList *diags, const char *path, int r, size_t max)
 	else if (r == -EBADFD)
 		(void)diag_add(diags, DIAG_ERROR, path, 0, 0, NULL, "not a regular file");
 	else
-		(void)diag_add(diags, DIAG_ERROR, path, 0, 0, NULL, "cannot read: %s", strerror(-r));
+		(void)diag_add(diags, DIAG_ERROR, path, 0, 0, NULL, "cannot read: %s",
+			       strerror(-r));
 	return r;
 }
 
@@ -160,14 +161,16 @@ int project_load(const char *path, Project **ret, DiagList *diags)
 		dir = realpath(path, NULL);
 	else {
 		const char *slash = strrchr(path, '/');
-		_cleanup_free_ char *parent = slash ? strndup_safe(path, (size_t)(slash - path)) : strdup(".");
+		_cleanup_free_ char *parent =
+		    slash ? strndup_safe(path, (size_t)(slash - path)) : strdup(".");
 		if (!parent || !(name = strdup(slash ? slash + 1 : path)))
 			return -ENOMEM;
 		dir = realpath(isempty(parent) ? "/" : parent, NULL);
 	}
 	if (!dir) {
 		int r = negative_errno();
-		(void)diag_add(diags, DIAG_ERROR, path, 0, 0, NULL, "cannot resolve: %s", strerror(-r));
+		(void)diag_add(diags, DIAG_ERROR, path, 0, 0, NULL, "cannot resolve: %s",
+			       strerror(-r));
 		return r;
 	}
 	_cleanup_close_ int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -30,7 +30,7 @@ static int graph_build(const Project *p, ServiceNode **ret)
 		nodes[i].deps = calloc(m ? m : 1, sizeof(size_t));
 		if (!nodes[i].deps)
 			goto oom;
-		STRV_FOREACH(d, p->services[i].depends_on) {
+		STRV_FOREACH (d, p->services[i].depends_on) {
 			ssize_t j = project_service_index(p, *d);
 			if (j >= 0) /* depends_on has no repeats, so neither do edges */
 				nodes[i].deps[nodes[i].n_deps++] = (size_t)j;
@@ -41,8 +41,8 @@ static int graph_build(const Project *p, ServiceNode **ret)
 		for (size_t k = 0; k < nodes[i].n_deps; k++)
 			nodes[nodes[i].deps[k]].n_dependents++;
 	for (size_t i = 0; i < n; i++) {
-		nodes[i].dependents = calloc(nodes[i].n_dependents ? nodes[i].n_dependents : 1,
-					     sizeof(size_t));
+		nodes[i].dependents =
+		    calloc(nodes[i].n_dependents ? nodes[i].n_dependents : 1, sizeof(size_t));
 		if (!nodes[i].dependents)
 			goto oom;
 		nodes[i].n_dependents = 0;
@@ -101,7 +101,8 @@ static char *cycle_describe(const Project *p, const ServiceNode *nodes, const bo
 
 	_cleanup_buf_ Buf b = BUF_INIT(0);
 	for (size_t k = 0; k <= clen; k++)
-		if (buf_printf(&b, "%s%s", k ? " -> " : "", p->services[cyc[(lowest + k) % clen]].name) < 0)
+		if (buf_printf(&b, "%s%s", k ? " -> " : "",
+			       p->services[cyc[(lowest + k) % clen]].name) < 0)
 			return NULL;
 	*ret_first = cyc[lowest];
 	*ret_next = cyc[(lowest + 1) % clen];
@@ -292,20 +293,22 @@ int project_check_cycles(const Project *p, DiagList *diags)
 		for (size_t v = 0; v < n; v++)
 			alive[v] = t.component[v] == c;
 		size_t first, next;
-		_cleanup_free_ char *cycle = cycle_describe(p, nodes, alive, first_member, &first, &next);
+		_cleanup_free_ char *cycle =
+		    cycle_describe(p, nodes, alive, first_member, &first, &next);
 		if (!cycle) {
 			r = -ENOMEM;
 			goto finish;
 		}
 		const Service *s = &p->services[first];
 		SourcePos pos = s->pos.depends_on;
-		STRV_FOREACH(d, s->depends_on)
+		STRV_FOREACH (d, s->depends_on)
 			if (streq(*d, p->services[next].name))
 				pos = s->depends_on_pos[d - s->depends_on];
-		diag_at(diags, DIAG_ERROR, p->config_path, pos,
-			"services in a cycle would wait for each other forever; remove one of these "
-			"depends_on entries",
-			"dependency cycle: %s", cycle);
+		diag_at(
+		    diags, DIAG_ERROR, p->config_path, pos,
+		    "services in a cycle would wait for each other forever; remove one of these "
+		    "depends_on entries",
+		    "dependency cycle: %s", cycle);
 	}
 finish:
 	free(mem);

@@ -9,7 +9,6 @@
 static const char *const health_check_keys[] = {
 	"type", "path", "interval", "timeout", "command", "retries", "start_period", NULL,
 };
-static const char *const health_check_types[] = { "http", "tcp", "command", "notify", NULL };
 
 static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 {
@@ -25,11 +24,12 @@ static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 			return -EINVAL;
 		HealthCheckType ht = health_check_type_from_string(name);
 		if (ht < 0) {
-			const char *near = diag_suggest(name, health_check_types);
+			const char *near = diag_suggest(name, health_check_type_names());
 			_cleanup_free_ char *hint =
-				near ? strdupf("did you mean \"%s\"?", near)
-				     : strdup("use \"http\", \"tcp\", \"command\" or \"notify\"");
-			return ctx_error(c, pos_of(t), hint, "unknown health_check type \"%s\"", name);
+			    near ? strdupf("did you mean \"%s\"?", near)
+				 : strdup("use \"http\", \"tcp\", \"command\" or \"notify\"");
+			return ctx_error(c, pos_of(t), hint, "unknown health_check type \"%s\"",
+					 name);
 		}
 		h->type = ht;
 	} else if (toml_table_get(v, "command", NULL))
@@ -37,7 +37,8 @@ static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 	else if (toml_table_get(v, "path", NULL))
 		h->type = HEALTH_CHECK_HTTP;
 	else
-		return ctx_error(c, pos_of(v), "add type = \"http\", \"tcp\", \"command\" or \"notify\"",
+		return ctx_error(c, pos_of(v),
+				 "add type = \"http\", \"tcp\", \"command\" or \"notify\"",
 				 "health_check of service \"%s\" has no type", s->name);
 
 	int result = 0;
@@ -62,8 +63,9 @@ static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 			}
 			r = value_string(c, key, e, false, &str);
 			if (r >= 0 && str[0] != '/')
-				r = ctx_error(c, pos_of(e), "write it from the root, like \"/health\"",
-					      "health_check path \"%s\" does not start with '/'", str);
+				r = ctx_error(
+				    c, pos_of(e), "write it from the root, like \"/health\"",
+				    "health_check path \"%s\" does not start with '/'", str);
 			if (r >= 0 && !(h->path = strdup(str)))
 				return -ENOMEM;
 		} else if (streq(key, "command")) {
@@ -122,7 +124,6 @@ int service_parse_health_check(TomlCtx *c, Service *s, const char *key, const To
 
 static const char *const restart_keys[] = { "policy", "max_restarts", "backoff", "max_backoff",
 					    NULL };
-static const char *const restart_policies[] = { "no", "on-failure", "always", NULL };
 
 static int restart_policy(TomlCtx *c, const char *key, const TomlValue *v, RestartPolicy *ret)
 {
@@ -133,9 +134,10 @@ static int restart_policy(TomlCtx *c, const char *key, const TomlValue *v, Resta
 		return -EINVAL;
 	RestartPolicy p = restart_policy_from_string(name);
 	if (p < 0) {
-		const char *near = diag_suggest(name, restart_policies);
-		_cleanup_free_ char *hint = near ? strdupf("did you mean \"%s\"?", near)
-						 : strdup("use \"no\", \"on-failure\" or \"always\"");
+		const char *near = diag_suggest(name, restart_policy_names());
+		_cleanup_free_ char *hint =
+		    near ? strdupf("did you mean \"%s\"?", near)
+			 : strdup("use \"no\", \"on-failure\" or \"always\"");
 		return ctx_error(c, pos_of(v), hint, "unknown restart policy \"%s\"", name);
 	}
 	*ret = p;
@@ -180,7 +182,8 @@ int service_parse_restart(TomlCtx *c, Service *s, const char *key, const TomlVal
 	}
 	if (result >= 0 && rc->max_backoff_ms < rc->backoff_ms) {
 		if (max_set)
-			return ctx_error(c, pos_of(v), "make max_backoff at least as long as backoff",
+			return ctx_error(c, pos_of(v),
+					 "make max_backoff at least as long as backoff",
 					 "restart max_backoff is shorter than backoff");
 		if (backoff_set)
 			rc->max_backoff_ms = rc->backoff_ms; /* a long first delay raises the cap */
@@ -206,13 +209,12 @@ int service_parse_build(TomlCtx *c, Service *s, const char *key, const TomlValue
 		return b->command ? 0 : -ENOMEM;
 	}
 	if (toml_type(v) != TOML_TABLE || s->type == SERVICE_SITE)
-		return ctx_type_error(c, key, v,
-				      s->type == SERVICE_SITE ? "a command string"
-							      : "a command string or a table",
-				      s->type == SERVICE_SITE
-					      ? "write build = \"make html\""
-					      : "write build = \"make\" or build = { builder = "
-						"\"heroku/builder:22\" }");
+		return ctx_type_error(
+		    c, key, v,
+		    s->type == SERVICE_SITE ? "a command string" : "a command string or a table",
+		    s->type == SERVICE_SITE ? "write build = \"make html\""
+					    : "write build = \"make\" or build = { builder = "
+					      "\"heroku/builder:22\" }");
 
 	_cleanup_free_ char *where = strdupf("the build table of service \"%s\"", s->name);
 	if (!where)

@@ -11,7 +11,9 @@
 #include "strutil.h"
 
 #define T(type) (1u << (type))
-#define T_ALL (T(SERVICE_EXEC) | T(SERVICE_WORKER) | T(SERVICE_POSTGRES) | T(SERVICE_CONTAINER) | T(SERVICE_SITE))
+#define T_ALL                                                                                      \
+	(T(SERVICE_EXEC) | T(SERVICE_WORKER) | T(SERVICE_POSTGRES) | T(SERVICE_CONTAINER) |        \
+	 T(SERVICE_SITE))
 #define T_PROCESS (T(SERVICE_EXEC) | T(SERVICE_WORKER) | T(SERVICE_CONTAINER))
 
 /* What a table's keys leave behind for the checks that look at several keys at once. */
@@ -20,8 +22,7 @@ typedef struct Scratch {
 	bool command_is_array;
 } Scratch;
 
-typedef int (*KeyParser)(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
-			 Scratch *x);
+typedef int (*KeyParser)(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x);
 
 static int key_command(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
 {
@@ -64,7 +65,8 @@ static int key_workdir(TomlCtx *c, Service *s, const char *key, const TomlValue 
 	if (r < 0)
 		return r;
 	/* A container's workdir is a path inside the container, not on this machine. */
-	s->workdir = s->type == SERVICE_CONTAINER ? strdup(dir) : project_path_resolve(c->p->dir, dir);
+	s->workdir =
+	    s->type == SERVICE_CONTAINER ? strdup(dir) : project_path_resolve(c->p->dir, dir);
 	return s->workdir ? 0 : -ENOMEM;
 }
 
@@ -74,7 +76,7 @@ static int key_port(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
 }
 
 static int key_container_port(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
-				Scratch *x)
+			      Scratch *x)
 {
 	return value_port(c, key, v, &s->container_port);
 }
@@ -104,7 +106,8 @@ static int key_env(TomlCtx *c, Service *s, const char *key, const TomlValue *v, 
 					   "invalid environment variable name \"%s\"", name);
 			continue;
 		}
-		/* Numbers and booleans are what people mean as text; everything else is a mistake. */
+		/* Numbers and booleans are what people mean as text; everything else is a mistake.
+		 */
 		switch (toml_type(e)) {
 		case TOML_STRING:
 			if (value_string(c, name, e, true, &value) < 0) {
@@ -130,8 +133,9 @@ static int key_env(TomlCtx *c, Service *s, const char *key, const TomlValue *v, 
 		for (const char *const *k = injected_keys; *k; k++)
 			if (streq(name, *k))
 				ctx_warning(c, pos_from_toml(kpos),
-					    streq(name, "PORT") ? "to fix the port, write port = … for the service"
-								: NULL,
+					    streq(name, "PORT")
+						? "to fix the port, write port = … for the service"
+						: NULL,
 					    "%s is set by locald and overrides this value", name);
 		if (env_list_set(&s->env, name, value, pos_of(e)) < 0)
 			return -ENOMEM;
@@ -139,8 +143,7 @@ static int key_env(TomlCtx *c, Service *s, const char *key, const TomlValue *v, 
 	return result;
 }
 
-static int key_depends_on(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
-			    Scratch *x)
+static int key_depends_on(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
 {
 	_cleanup_strv_free_ char **deps = NULL;
 	_cleanup_free_ SourcePos *pos = NULL;
@@ -156,8 +159,8 @@ static int key_depends_on(TomlCtx *c, Service *s, const char *key, const TomlVal
 			if (streq(deps[j], deps[i]))
 				seen = true;
 		if (seen) {
-			ctx_warning(c, pos[i], "remove the repeat", "\"%s\" is listed twice in depends_on",
-				    deps[i]);
+			ctx_warning(c, pos[i], "remove the repeat",
+				    "\"%s\" is listed twice in depends_on", deps[i]);
 			free(deps[i]);
 			continue;
 		}
@@ -170,10 +173,10 @@ static int key_depends_on(TomlCtx *c, Service *s, const char *key, const TomlVal
 	return 0;
 }
 
-static int key_stop_signal(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
-			     Scratch *x)
+static int key_stop_signal(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
 {
-	static const char hint[] = "use a name like \"SIGTERM\", \"INT\" or \"SIGQUIT\", or a number";
+	static const char hint[] =
+	    "use a name like \"SIGTERM\", \"INT\" or \"SIGQUIT\", or a number";
 	int sig;
 	if (toml_type(v) == TOML_INTEGER) {
 		int64_t n = toml_integer(v);
@@ -195,14 +198,12 @@ static int key_stop_signal(TomlCtx *c, Service *s, const char *key, const TomlVa
 	return 0;
 }
 
-static int key_stop_timeout(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
-			      Scratch *x)
+static int key_stop_timeout(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
 {
 	return value_duration(c, key, v, true, &s->stop_timeout_ms);
 }
 
-static int key_health_check(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
-			      Scratch *x)
+static int key_health_check(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
 {
 	return service_parse_health_check(c, s, key, v);
 }
@@ -254,7 +255,10 @@ typedef struct ServiceKey {
 	size_t pos_offset;
 } ServiceKey;
 
-#define KEY(k, fn, t) { #k, fn, t, offsetof(ServicePositions, k) }
+#define KEY(k, fn, t)                                                                              \
+	{                                                                                          \
+#k, fn, t, offsetof(ServicePositions, k)                                           \
+	}
 static const ServiceKey service_keys[] = {
 	KEY(type, NULL, T_ALL),
 	KEY(command, key_command, T_PROCESS),
@@ -274,15 +278,6 @@ static const ServiceKey service_keys[] = {
 	KEY(path, key_path, T(SERVICE_SITE)),
 	KEY(version, key_version, T(SERVICE_POSTGRES)),
 };
-
-static const char *const service_key_names[] = {
-	"type",         "command",     "args",         "workdir", "port",  "env",
-	"depends_on",   "health_check", "stop_signal", "stop_timeout",  "restart", "build",
-	"image",        "container_port", "path",      "version", NULL,
-};
-
-static const char *const service_type_names[] = { "exec", "worker", "postgres", "container",
-						  "site", NULL };
 
 static const ServiceKey *service_key_find(const char *key)
 {
@@ -305,10 +300,10 @@ static bool parse_type(TomlCtx *c, Service *s, const TomlValue *table)
 		return false;
 	ServiceType t = service_type_from_string(name);
 	if (t < 0) {
-		const char *near = diag_suggest(name, service_type_names);
+		const char *near = diag_suggest(name, service_type_names());
 		_cleanup_free_ char *hint =
-			near ? strdupf("did you mean \"%s\"?", near)
-			     : strdup("use exec, worker, postgres, container or site");
+		    near ? strdupf("did you mean \"%s\"?", near)
+			 : strdup("use exec, worker, postgres, container or site");
 		ctx_error(c, pos_of(v), hint, "unknown service type \"%s\"", name);
 		return false;
 	}
@@ -326,8 +321,8 @@ static void finish_service(TomlCtx *c, Service *s, Scratch *x, bool type_ok)
 			hint = strdupf("service names become host names: use lowercase letters, "
 				       "digits and '-', like \"%s\"",
 				       suggestion);
-		ctx_error(c, s->pos.name, hint, "service name \"%s\" is not a valid host name label",
-			  s->name);
+		ctx_error(c, s->pos.name, hint,
+			  "service name \"%s\" is not a valid host name label", s->name);
 	}
 
 	if (x->args) {
@@ -339,10 +334,11 @@ static void finish_service(TomlCtx *c, Service *s, Scratch *x, bool type_ok)
 				  "\"args\" given without \"command\"");
 		else {
 			if (strpbrk(s->command, " \t"))
-				ctx_warning(c, s->pos.command,
-					    "with args, command is the program to run, not a shell line",
-					    "command \"%s\" contains spaces but is run without a shell",
-					    s->command);
+				ctx_warning(
+				    c, s->pos.command,
+				    "with args, command is the program to run, not a shell line",
+				    "command \"%s\" contains spaces but is run without a shell",
+				    s->command);
 			/* argv = command + args; from here on the service is exec'd directly. */
 			char **argv = calloc(strv_length(x->args) + 2, sizeof(char *));
 			if (!argv) {
@@ -358,12 +354,16 @@ static void finish_service(TomlCtx *c, Service *s, Scratch *x, bool type_ok)
 	if (!type_ok)
 		return;
 
-	bool has_command = s->command || s->argv;
+	/* A key that was written but was bad is already reported; "missing" would be noise. */
+	bool has_command = s->command || s->argv || s->pos.command.line > 0;
+	bool has_image = s->image || s->pos.image.line > 0;
+	bool has_path = s->path || s->pos.path.line > 0;
 	switch (s->type) {
 	case SERVICE_EXEC:
-		if (s->image) {
+		if (has_image) {
 			ctx_warning(c, s->pos.image, "write type = \"container\"",
-				    "service \"%s\" has an image, so it runs as a container", s->name);
+				    "service \"%s\" has an image, so it runs as a container",
+				    s->name);
 			s->type = SERVICE_CONTAINER;
 		} else if (!has_command && s->build.kind != BUILD_BUILDPACKS)
 			ctx_error(c, s->pos.name,
@@ -379,12 +379,12 @@ static void finish_service(TomlCtx *c, Service *s, Scratch *x, bool type_ok)
 				  "worker \"%s\" has no command", s->name);
 		break;
 	case SERVICE_CONTAINER:
-		if (!s->image)
+		if (!has_image)
 			ctx_error(c, s->pos.name, "add image = \"…\", like image = \"redis:7\"",
 				  "container \"%s\" has no image", s->name);
 		break;
 	case SERVICE_SITE:
-		if (!s->path)
+		if (!has_path)
 			ctx_error(c, s->pos.name, "add path = \"…\", the directory to serve",
 				  "site \"%s\" has no path", s->name);
 		break;
@@ -395,9 +395,8 @@ static void finish_service(TomlCtx *c, Service *s, Scratch *x, bool type_ok)
 	HealthCheckType h = s->health_check.type;
 	if (!service_has_port(s) && (h == HEALTH_CHECK_HTTP || h == HEALTH_CHECK_TCP))
 		ctx_error(c, s->health_check.pos, "use a command or notify check for a worker",
-			  "a %s health check needs a port, and worker \"%s\" has none",
+			  "health_check type \"%s\" needs a port, and worker \"%s\" has none",
 			  health_check_type_to_string(h), s->name);
-
 }
 
 int service_from_toml(TomlCtx *c, size_t idx, const TomlValue *table)
@@ -418,7 +417,10 @@ int service_from_toml(TomlCtx *c, size_t idx, const TomlValue *table)
 		const ServiceKey *k = service_key_find(key);
 
 		if (!k) {
-			ctx_unknown_key(c, where, key, kpos, service_key_names);
+			const char *names[ELEMENTSOF(service_keys) + 1] = { NULL };
+			for (size_t j = 0; j < ELEMENTSOF(service_keys); j++)
+				names[j] = service_keys[j].key;
+			ctx_unknown_key(c, where, key, kpos, names);
 			continue;
 		}
 		if (!k->parse)

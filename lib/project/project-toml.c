@@ -57,8 +57,8 @@ static int parse_project_name(TomlCtx *c, const TomlValue *v)
 			hint = strdupf("it becomes a host name: use lowercase letters, digits and "
 				       "'-', like \"%s\"",
 				       suggestion);
-		return ctx_error(c, pos_of(v), hint, "project name \"%s\" is not a valid host name label",
-				 name);
+		return ctx_error(c, pos_of(v), hint,
+				 "project name \"%s\" is not a valid host name label", name);
 	}
 	return (c->p->name = strdup(name)) ? 0 : -ENOMEM;
 }
@@ -138,8 +138,8 @@ static int parse_services(TomlCtx *c, const TomlValue *root)
 
 	size_t n = toml_table_size(t);
 	if (n > PROJECT_SERVICES_MAX) {
-		ctx_error(c, pos_of(t), "split the project", "%zu services, more than the %u allowed",
-			  n, PROJECT_SERVICES_MAX);
+		ctx_error(c, pos_of(t), "split the project",
+			  "%zu services, more than the %u allowed", n, PROJECT_SERVICES_MAX);
 		n = PROJECT_SERVICES_MAX;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -149,10 +149,10 @@ static int parse_services(TomlCtx *c, const TomlValue *root)
 			continue;
 		const TomlValue *v = toml_table_value(t, i);
 		if (toml_type(v) != TOML_TABLE) {
-			_cleanup_free_ char *hint =
-				strdupf("write [services.%s] and its keys (command = …) below it", name);
-			ctx_error(c, pos_of(v), hint, "expected a table for service \"%s\", got %s", name,
-				  strempty(toml_type_to_string(toml_type(v))));
+			_cleanup_free_ char *hint = strdupf(
+			    "write [services.%s] and its keys (command = …) below it", name);
+			ctx_error(c, pos_of(v), hint, "expected a table for service \"%s\", got %s",
+				  name, strempty(toml_type_to_string(toml_type(v))));
 			continue;
 		}
 		if (!project_add_service(c->p, name, pos_from_toml(kpos)))

@@ -31,8 +31,7 @@ static inline SourcePos pos_from_toml(TomlPos t)
 
 /* Record an error/warning at pos; returns -EINVAL (errors) or 0 (warnings). */
 int ctx_error(TomlCtx *c, SourcePos pos, const char *hint, const char *fmt, ...) _printf_(4, 5);
-void ctx_warning(TomlCtx *c, SourcePos pos, const char *hint, const char *fmt, ...)
-	_printf_(4, 5);
+void ctx_warning(TomlCtx *c, SourcePos pos, const char *hint, const char *fmt, ...) _printf_(4, 5);
 
 /* "expected <what> for "<key>", got <type>" with a hint; returns -EINVAL. */
 int ctx_type_error(TomlCtx *c, const char *key, const TomlValue *v, const char *what,

@@ -15,14 +15,15 @@ static int check_depends_on(const Project *p, DiagList *diags)
 
 	for (size_t i = 0; i < p->n_services; i++) {
 		const Service *s = &p->services[i];
-		STRV_FOREACH(d, s->depends_on) {
+		STRV_FOREACH (d, s->depends_on) {
 			if (project_find_service(p, *d))
 				continue;
 			SourcePos pos = s->depends_on_pos[d - s->depends_on];
 			const char *near = diag_suggest(*d, names);
 			_cleanup_free_ char *hint =
-				near ? strdupf("did you mean \"%s\"?", near)
-				     : strdupf("define [services.%s], or remove it from depends_on", *d);
+			    near
+				? strdupf("did you mean \"%s\"?", near)
+				: strdupf("define [services.%s], or remove it from depends_on", *d);
 			diag_at(diags, DIAG_ERROR, p->config_path, pos, hint,
 				"service \"%s\" depends on unknown service \"%s\"", s->name, *d);
 		}

@@ -37,7 +37,8 @@ void ctx_unknown_key(TomlCtx *c, const char *where, const char *key, TomlPos pos
 {
 	const char *near = diag_suggest(key, known);
 	_cleanup_free_ char *hint = near ? strdupf("did you mean \"%s\"?", near) : NULL;
-	ctx_warning(c, pos_from_toml(pos), hint ? hint : "it is ignored; see lib/project/README.md for the keys",
+	ctx_warning(c, pos_from_toml(pos),
+		    hint ? hint : "it is ignored; see lib/project/README.md for the keys",
 		    "unknown key \"%s\" in %s", key, where);
 }
 
@@ -64,12 +65,14 @@ int value_port(TomlCtx *c, const char *key, const TomlValue *v, uint16_t *ret)
 		uint16_t p;
 		const char *s = toml_string(v, NULL);
 		if (parse_port(s, &p) >= 0) {
-			_cleanup_free_ char *hint = strdupf("write %s = %u, without quotes", key, p);
+			_cleanup_free_ char *hint =
+			    strdupf("write %s = %u, without quotes", key, p);
 			return ctx_type_error(c, key, v, "an integer", hint);
 		}
 	}
 	if (toml_type(v) != TOML_INTEGER)
-		return ctx_type_error(c, key, v, "an integer", "a port is a number from 1 to 65535");
+		return ctx_type_error(c, key, v, "an integer",
+				      "a port is a number from 1 to 65535");
 	int64_t n = toml_integer(v);
 	if (n < 1 || n > 65535)
 		return ctx_error(c, pos_of(v),
@@ -89,7 +92,8 @@ int value_duration(TomlCtx *c, const char *key, const TomlValue *v, bool allow_z
 	if (toml_type(v) == TOML_INTEGER) {
 		int64_t n = toml_integer(v);
 		if (n < 0 || n > UINT32_MAX / 1000)
-			return ctx_error(c, pos_of(v), hint, "%s %" PRId64 " is out of range", key, n);
+			return ctx_error(c, pos_of(v), hint, "%s %" PRId64 " is out of range", key,
+					 n);
 		ms = (uint64_t)n * 1000;
 	} else if (toml_type(v) == TOML_STRING) {
 		const char *s = toml_string(v, NULL);
@@ -98,8 +102,8 @@ int value_duration(TomlCtx *c, const char *key, const TomlValue *v, bool allow_z
 			return ctx_error(c, pos_of(v), "the limit is about 49 days",
 					 "duration \"%s\" for \"%s\" is too long", s, key);
 		if (r < 0)
-			return ctx_error(c, pos_of(v), hint, "invalid duration \"%s\" for \"%s\"", s,
-					 key);
+			return ctx_error(c, pos_of(v), hint, "invalid duration \"%s\" for \"%s\"",
+					 s, key);
 	} else
 		return ctx_type_error(c, key, v, "a duration", hint);
 
@@ -116,8 +120,9 @@ int value_uint(TomlCtx *c, const char *key, const TomlValue *v, uint64_t min, ui
 		return ctx_type_error(c, key, v, "an integer", NULL);
 	int64_t n = toml_integer(v);
 	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
-		return ctx_error(c, pos_of(v), NULL, "%s %" PRId64 " is out of range %" PRIu64 "..%" PRIu64,
-				 key, n, min, max);
+		return ctx_error(c, pos_of(v), NULL,
+				 "%s %" PRId64 " is out of range %" PRIu64 "..%" PRIu64, key, n,
+				 min, max);
 	*ret = (uint64_t)n;
 	return 0;
 }
@@ -133,8 +138,8 @@ int value_string_array(TomlCtx *c, const char *key, const TomlValue *v, size_t m
 	}
 	size_t n = toml_array_size(v);
 	if (n > max)
-		return ctx_error(c, pos_of(v), NULL, "\"%s\" has %zu entries, more than %zu", key, n,
-				 max);
+		return ctx_error(c, pos_of(v), NULL, "\"%s\" has %zu entries, more than %zu", key,
+				 n, max);
 
 	_cleanup_strv_free_ char **l = calloc(n + 1, sizeof(char *));
 	_cleanup_free_ SourcePos *pos = calloc(n + 1, sizeof(SourcePos));

@@ -9,19 +9,20 @@
 #include "project-internal.h"
 #include "strutil.h"
 
-static const char *const service_type_table[_SERVICE_TYPE_MAX] = {
-	[SERVICE_EXEC] = "exec",           [SERVICE_WORKER] = "worker",
-	[SERVICE_POSTGRES] = "postgres",   [SERVICE_CONTAINER] = "container",
+/* NULL-terminated too, so they double as "did you mean" candidate lists. */
+static const char *const service_type_table[_SERVICE_TYPE_MAX + 1] = {
+	[SERVICE_EXEC] = "exec",         [SERVICE_WORKER] = "worker",
+	[SERVICE_POSTGRES] = "postgres", [SERVICE_CONTAINER] = "container",
 	[SERVICE_SITE] = "site",
 };
 
-static const char *const health_check_type_table[_HEALTH_CHECK_TYPE_MAX] = {
-	[HEALTH_CHECK_AUTO] = "auto",       [HEALTH_CHECK_HTTP] = "http",
-	[HEALTH_CHECK_TCP] = "tcp",         [HEALTH_CHECK_COMMAND] = "command",
+static const char *const health_check_type_table[_HEALTH_CHECK_TYPE_MAX + 1] = {
+	[HEALTH_CHECK_AUTO] = "auto",     [HEALTH_CHECK_HTTP] = "http",
+	[HEALTH_CHECK_TCP] = "tcp",       [HEALTH_CHECK_COMMAND] = "command",
 	[HEALTH_CHECK_NOTIFY] = "notify",
 };
 
-static const char *const restart_policy_table[_RESTART_POLICY_MAX] = {
+static const char *const restart_policy_table[_RESTART_POLICY_MAX + 1] = {
 	[RESTART_NO] = "no",
 	[RESTART_ON_FAILURE] = "on-failure",
 	[RESTART_ALWAYS] = "always",
@@ -35,6 +36,21 @@ static int table_lookup(const char *const *table, size_t n, const char *s)
 		if (table[i] && streq(table[i], s))
 			return (int)i;
 	return -EINVAL;
+}
+
+const char *const *service_type_names(void)
+{
+	return service_type_table;
+}
+
+const char *const *health_check_type_names(void)
+{
+	return health_check_type_table + 1; /* not "auto": that is what no check means */
+}
+
+const char *const *restart_policy_names(void)
+{
+	return restart_policy_table;
 }
 
 const char *service_type_to_string(ServiceType t)
@@ -323,11 +339,13 @@ static int assign_hosts(Project *p, DiagList *diags)
 		Service *s = &p->services[i];
 		if (!service_has_port(s))
 			continue;
-		bool bare = streq(s->name, "web") || (p->name && streq(s->name, p->name) && !have_web);
+		bool bare =
+		    streq(s->name, "web") || (p->name && streq(s->name, p->name) && !have_web);
 		if (!bare && p->name && streq(s->name, p->name))
 			diag_at(diags, DIAG_WARNING, p->config_path, s->pos.name,
 				"rename one of them to choose",
-				"service \"%s\" is named like the project, but \"web\" is served at %s; "
+				"service \"%s\" is named like the project, but \"web\" is served "
+				"at %s; "
 				"\"%s\" is served at %s.%s",
 				s->name, p->domain, s->name, s->name, p->domain);
 		s->host = bare ? strdup(p->domain) : strdupf("%s.%s", s->name, p->domain);
@@ -347,8 +365,7 @@ int project_finish(Project *p, DiagList *diags)
 
 	for (size_t i = 0; i < p->n_services; i++) {
 		Service *s = &p->services[i];
-		if (!s->workdir && s->type != SERVICE_CONTAINER &&
-		    !(s->workdir = strdup(p->dir)))
+		if (!s->workdir && s->type != SERVICE_CONTAINER && !(s->workdir = strdup(p->dir)))
 			return -ENOMEM;
 		if (s->type == SERVICE_POSTGRES && !s->version && !(s->version = strdup("15")))
 			return -ENOMEM;
@@ -369,8 +386,8 @@ int project_service_url(const Project *p, const Service *s, uint16_t https_port,
 	if (!s->host)
 		return -ENOENT;
 	char *u = https_port == 0 || https_port == 443
-			  ? strdupf("https://%s", s->host)
-			  : strdupf("https://%s:%u", s->host, (unsigned)https_port);
+		      ? strdupf("https://%s", s->host)
+		      : strdupf("https://%s:%u", s->host, (unsigned)https_port);
 	if (!u)
 		return -ENOMEM;
 	*ret = u;

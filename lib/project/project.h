@@ -56,9 +56,9 @@ typedef enum ServiceType {
 } ServiceType;
 
 typedef enum HealthCheckType {
-	HEALTH_CHECK_AUTO,    /* none configured: superd infers it (sd_notify, else TCP on the port) */
-	HEALTH_CHECK_HTTP,    /* GET http://127.0.0.1:<port><path> answers 2xx/3xx */
-	HEALTH_CHECK_TCP,     /* connect to 127.0.0.1:<port> succeeds */
+	HEALTH_CHECK_AUTO, /* none configured: superd infers it (sd_notify, else TCP on the port) */
+	HEALTH_CHECK_HTTP, /* GET http://127.0.0.1:<port><path> answers 2xx/3xx */
+	HEALTH_CHECK_TCP,  /* connect to 127.0.0.1:<port> succeeds */
 	HEALTH_CHECK_COMMAND, /* `sh -c <command>` in the service's workdir exits 0 */
 	HEALTH_CHECK_NOTIFY,  /* the service sends READY=1 on $NOTIFY_SOCKET */
 	_HEALTH_CHECK_TYPE_MAX,
@@ -75,7 +75,7 @@ typedef enum RestartPolicy {
 
 typedef enum BuildKind {
 	BUILD_NONE,
-	BUILD_COMMAND,    /* `build = "make"`: a shell command run in the workdir before each start */
+	BUILD_COMMAND, /* `build = "make"`: a shell command run in the workdir before each start */
 	BUILD_BUILDPACKS, /* `[services.x.build]` table: Cloud Native Buildpacks */
 	_BUILD_KIND_MAX,
 	_BUILD_KIND_INVALID = -EINVAL,
@@ -95,20 +95,22 @@ typedef struct EnvList {
 
 typedef struct HealthCheck {
 	HealthCheckType type;
-	char *command;            /* COMMAND */
-	char *path;               /* HTTP; default "/" */
-	uint64_t interval_ms;     /* between probes; default 1000 */
-	uint64_t timeout_ms;      /* one probe; default 1000 */
-	uint32_t retries;         /* consecutive failures that make a healthy service unhealthy; default 3 */
+	char *command;        /* COMMAND */
+	char *path;           /* HTTP; default "/" */
+	uint64_t interval_ms; /* between probes; default 1000 */
+	uint64_t timeout_ms;  /* one probe; default 1000 */
+	uint32_t
+	    retries; /* consecutive failures that make a healthy service unhealthy; default 3 */
 	uint64_t start_period_ms; /* failures in this window after start do not count; default 0 */
 	SourcePos pos;            /* of the health_check value */
 } HealthCheck;
 
 typedef struct RestartConfig {
-	RestartPolicy policy;    /* default RESTART_ON_FAILURE */
-	uint32_t max_restarts;   /* consecutive restarts before giving up; 0 = no limit; default 5 */
-	uint64_t backoff_ms;     /* delay before the first restart, doubled each time; default 1000 */
-	uint64_t max_backoff_ms; /* cap on that delay; a run longer than this resets the count; default 30000 */
+	RestartPolicy policy;  /* default RESTART_ON_FAILURE */
+	uint32_t max_restarts; /* consecutive restarts before giving up; 0 = no limit; default 5 */
+	uint64_t backoff_ms;   /* delay before the first restart, doubled each time; default 1000 */
+	uint64_t max_backoff_ms; /* cap on that delay; a run longer than this resets the count;
+				    default 30000 */
 } RestartConfig;
 
 typedef struct BuildConfig {
@@ -122,7 +124,7 @@ typedef struct BuildConfig {
 typedef struct ServicePositions {
 	SourcePos name; /* the key that names the service: `[services.web]` or `web:` */
 	SourcePos type, command, args, workdir, port, env, depends_on, health_check, stop_signal,
-		stop_timeout, restart, build, image, container_port, path, version;
+	    stop_timeout, restart, build, image, container_port, path, version;
 } ServicePositions;
 
 typedef struct Service {
@@ -132,7 +134,8 @@ typedef struct Service {
 	 * How to run it, one of:
 	 *   command (argv NULL): a shell string, run as `/bin/sh -c command`;
 	 *   argv (command NULL): exec'd directly, from `command = [..]` or `command` + `args`;
-	 *   neither: the type's own default (postgres, the image's entrypoint, a buildpack's process).
+	 *   neither: the type's own default (postgres, the image's entrypoint, a buildpack's
+	 * process).
 	 */
 	char *command;
 	char **argv;
@@ -264,7 +267,7 @@ int dotenv_parse(const char *data, size_t len, const char *file, EnvList *env, D
 typedef int (*PortLookup)(const Project *p, const Service *s, void *userdata, uint16_t *ret_port);
 
 typedef struct ProjectResolver {
-	PortLookup port;     /* NULL: only fixed ports are known */
+	PortLookup port; /* NULL: only fixed ports are known */
 	void *userdata;
 	uint16_t https_port; /* the proxy's; 0 = 443 */
 } ProjectResolver;
@@ -302,8 +305,9 @@ typedef struct ProjectWaves {
 	size_t n_services;
 	ServiceNode *nodes; /* indexed like Project.services */
 	size_t n_waves;
-	size_t *order;      /* all service indices in start order, wave by wave */
-	size_t *wave_start; /* n_waves + 1 offsets: wave w is order[wave_start[w] .. wave_start[w+1]) */
+	size_t *order; /* all service indices in start order, wave by wave */
+	size_t *
+	    wave_start; /* n_waves + 1 offsets: wave w is order[wave_start[w] .. wave_start[w+1]) */
 } ProjectWaves;
 
 /*

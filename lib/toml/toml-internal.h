@@ -90,10 +90,10 @@ typedef struct TomlParser {
 	TomlPos here; /* position of data[off] */
 	TomlLimits limits;
 	TomlError *err;
-	size_t keys;           /* table entries created so far */
+	size_t keys; /* table entries created so far */
 	TomlValue *root;
-	TomlValue *current;    /* the table key/value lines go to: the last [header]'s */
-	uint32_t section;      /* the [header] section or inline table being filled */
+	TomlValue *current; /* the table key/value lines go to: the last [header]'s */
+	uint32_t section;   /* the [header] section or inline table being filled */
 	uint32_t next_section;
 } TomlParser;
 

@@ -117,8 +117,7 @@ int toml_skip_newline(TomlParser *p)
 	if (c != '\r')
 		return 0;
 	if (toml_peek_at(p, 1) != '\n')
-		return toml_fail(p, p->here, -EINVAL,
-				 "carriage return not followed by a newline");
+		return toml_fail(p, p->here, -EINVAL, "carriage return not followed by a newline");
 	toml_advance(p, 2);
 	return 1;
 }
@@ -170,8 +169,8 @@ static int append(TomlParser *p, TomlPos start, Buf *b, const void *data, size_t
 static int append_run(TomlParser *p, TomlPos start, Buf *b, int quote, bool escapes)
 {
 	size_t from = p->off;
-	for (int c = toml_peek(p); c >= 0 && c != quote && !is_control(c) && !(escapes && c == '\\');
-	     c = toml_peek(p))
+	for (int c = toml_peek(p);
+	     c >= 0 && c != quote && !is_control(c) && !(escapes && c == '\\'); c = toml_peek(p))
 		toml_advance(p, 1);
 	return append(p, start, b, p->data + from, p->off - from);
 }
@@ -222,13 +221,13 @@ static int lex_unicode_escape(TomlParser *p, TomlPos start, Buf *b)
 		int h = hex_value(toml_peek_at(p, 2 + i));
 		if (h < 0)
 			return toml_fail(p, pos, -EINVAL,
-					 "escape '\\%c' needs exactly %zu hex digits", kind, digits);
+					 "escape '\\%c' needs exactly %zu hex digits", kind,
+					 digits);
 		cp = (cp << 4) | (uint32_t)h;
 	}
 	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return toml_fail(p, pos, -EINVAL,
-				 "escape '\\%c%.*s' is not a Unicode scalar value", kind,
-				 (int)digits, p->data + p->off + 2);
+		return toml_fail(p, pos, -EINVAL, "escape '\\%c%.*s' is not a Unicode scalar value",
+				 kind, (int)digits, p->data + p->off + 2);
 	toml_advance(p, 2 + digits);
 	char out[4];
 	return append(p, start, b, out, utf8_encode(cp, out));
@@ -259,7 +258,7 @@ static int lex_line_ending_backslash(TomlParser *p)
 static int lex_escape(TomlParser *p, TomlPos start, Buf *b, bool multiline)
 {
 	static const char simple[][2] = {
-		{ 'b', '\b' }, { 't', '\t' }, { 'n', '\n' }, { 'f', '\f' },
+		{ 'b', '\b' }, { 't', '\t' }, { 'n', '\n' },  { 'f', '\f' },
 		{ 'r', '\r' }, { '"', '"' },  { '\\', '\\' },
 	};
 	int c = toml_peek_at(p, 1);

@@ -38,8 +38,9 @@ static int parse_key(TomlParser *p, KeyPath *k)
 	for (;;) {
 		/* A key longer than the nesting limit could never be stored anyway. */
 		if (k->n > p->limits.max_depth)
-			return toml_fail(p, p->here, -E2BIG, "key nested deeper than %" PRIu32
-					 " levels", p->limits.max_depth);
+			return toml_fail(p, p->here, -E2BIG,
+					 "key nested deeper than %" PRIu32 " levels",
+					 p->limits.max_depth);
 		if (k->n == k->cap) {
 			size_t cap = k->cap ? k->cap * 2 : 4;
 			TomlKeyPart *parts = realloc(k->parts, cap * sizeof(*parts));
@@ -159,8 +160,8 @@ static int table_add(TomlParser *p, TomlValue *t, const TomlKeyPart *part, TomlV
 }
 
 /* Create table `part` in t; the new table is owned by t and returned in *ret. */
-static int table_add_table(TomlParser *p, TomlValue *t, const TomlKeyPart *part,
-			   TomlOrigin origin, TomlValue **ret)
+static int table_add_table(TomlParser *p, TomlValue *t, const TomlKeyPart *part, TomlOrigin origin,
+			   TomlValue **ret)
 {
 	_cleanup_(toml_value_freep) TomlValue *v = NULL;
 	int r = container_new(p, TOML_TABLE, origin, t->depth + 1u, part->pos, &v);
@@ -445,11 +446,10 @@ static int parse_inline_table_body(TomlParser *p, TomlValue *t)
 		}
 		char found[32];
 		toml_describe_char(p, found, sizeof(found));
-		return toml_fail(p, p->here, -EINVAL,
-				 "expected ',' or '}' in inline table, found %s%s", found,
-				 c == '\n' || c == '\r' || c == '#'
-					 ? " (an inline table must be on one line)"
-					 : "");
+		return toml_fail(
+		    p, p->here, -EINVAL, "expected ',' or '}' in inline table, found %s%s", found,
+		    c == '\n' || c == '\r' || c == '#' ? " (an inline table must be on one line)"
+						       : "");
 	}
 }
 

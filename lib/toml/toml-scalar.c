@@ -232,7 +232,8 @@ static bool take_number_digits(Cursor *c, int base)
 	c->i++;
 	while (!at_end(c)) {
 		if (c->s[c->i] == '_') {
-			if (c->i + 1 >= c->n || digit_value((unsigned char)c->s[c->i + 1], base) < 0)
+			if (c->i + 1 >= c->n ||
+			    digit_value((unsigned char)c->s[c->i + 1], base) < 0)
 				return false;
 			c->i += 2;
 		} else if (digit_value((unsigned char)c->s[c->i], base) >= 0)

@@ -218,15 +218,32 @@ TomlType toml_type(const TomlValue *v)
 	return v ? v->type : _TOML_TYPE_INVALID;
 }
 
+/*
+ * Accessors assert their type: a wrong type is the caller's bug. Where assert() is
+ * compiled out they still return something harmless rather than read the wrong member.
+ */
+#define CHECK_TYPE(v, cond, fallback)                                                              \
+	do {                                                                                       \
+		assert((v) && (cond));                                                             \
+		if (!(v) || !(cond))                                                               \
+			return fallback;                                                           \
+	} while (0)
+
+static bool is_datetime(TomlType t)
+{
+	return t == TOML_DATETIME || t == TOML_DATETIME_LOCAL || t == TOML_DATE_LOCAL ||
+	       t == TOML_TIME_LOCAL;
+}
+
 TomlPos toml_pos(const TomlValue *v)
 {
-	assert(v);
+	CHECK_TYPE(v, true, ((TomlPos){ 0, 0 }));
 	return v->pos;
 }
 
 const char *toml_string(const TomlValue *v, size_t *ret_len)
 {
-	assert(v && v->type == TOML_STRING);
+	CHECK_TYPE(v, v->type == TOML_STRING, "");
 	if (ret_len)
 		*ret_len = v->str.len;
 	return v->str.data;
@@ -234,50 +251,49 @@ const char *toml_string(const TomlValue *v, size_t *ret_len)
 
 int64_t toml_integer(const TomlValue *v)
 {
-	assert(v && v->type == TOML_INTEGER);
+	CHECK_TYPE(v, v->type == TOML_INTEGER, 0);
 	return v->integer;
 }
 
 double toml_float(const TomlValue *v)
 {
-	assert(v && v->type == TOML_FLOAT);
+	CHECK_TYPE(v, v->type == TOML_FLOAT, 0.0);
 	return v->fp;
 }
 
 bool toml_bool(const TomlValue *v)
 {
-	assert(v && v->type == TOML_BOOL);
+	CHECK_TYPE(v, v->type == TOML_BOOL, false);
 	return v->boolean;
 }
 
 const char *toml_datetime(const TomlValue *v)
 {
-	assert(v && (v->type == TOML_DATETIME || v->type == TOML_DATETIME_LOCAL ||
-		     v->type == TOML_DATE_LOCAL || v->type == TOML_TIME_LOCAL));
+	CHECK_TYPE(v, is_datetime(v->type), "");
 	return v->str.data;
 }
 
 size_t toml_array_size(const TomlValue *a)
 {
-	assert(a && a->type == TOML_ARRAY);
+	CHECK_TYPE(a, a->type == TOML_ARRAY, 0);
 	return a->array.n;
 }
 
 const TomlValue *toml_array_get(const TomlValue *a, size_t i)
 {
-	assert(a && a->type == TOML_ARRAY);
+	CHECK_TYPE(a, a->type == TOML_ARRAY, NULL);
 	return i < a->array.n ? a->array.items[i] : NULL;
 }
 
 size_t toml_table_size(const TomlValue *t)
 {
-	assert(t && t->type == TOML_TABLE);
+	CHECK_TYPE(t, t->type == TOML_TABLE, 0);
 	return t->table.n;
 }
 
 const char *toml_table_key_n(const TomlValue *t, size_t i, size_t *ret_len, TomlPos *ret_key_pos)
 {
-	assert(t && t->type == TOML_TABLE);
+	CHECK_TYPE(t, t->type == TOML_TABLE, NULL);
 	if (i >= t->table.n)
 		return NULL;
 	const TomlEntry *e = &t->table.entries[i];
@@ -295,14 +311,14 @@ const char *toml_table_key(const TomlValue *t, size_t i, TomlPos *ret_key_pos)
 
 const TomlValue *toml_table_value(const TomlValue *t, size_t i)
 {
-	assert(t && t->type == TOML_TABLE);
+	CHECK_TYPE(t, t->type == TOML_TABLE, NULL);
 	return i < t->table.n ? t->table.entries[i].value : NULL;
 }
 
 const TomlValue *toml_table_get_n(const TomlValue *t, const char *key, size_t len,
 				  TomlPos *ret_key_pos)
 {
-	assert(t && t->type == TOML_TABLE && key);
+	CHECK_TYPE(t, t->type == TOML_TABLE && key, NULL);
 	const TomlEntry *e = toml_table_find(t, key, len);
 	if (!e)
 		return NULL;
@@ -313,6 +329,6 @@ const TomlValue *toml_table_get_n(const TomlValue *t, const char *key, size_t le
 
 const TomlValue *toml_table_get(const TomlValue *t, const char *key, TomlPos *ret_key_pos)
 {
-	assert(key);
+	CHECK_TYPE(t, key, NULL);
 	return toml_table_get_n(t, key, strlen(key), ret_key_pos);
 }

@@ -4,7 +4,8 @@
 /*
  * A strict TOML 1.0.0 parser. Sans-I/O: bytes in, a read-only document tree out.
  * Bounded: input size, nesting depth, string length and key count have hard limits
- * (TomlLimits), so hostile input costs at most O(limit) memory.
+ * (TomlLimits), so hostile input costs at most O(limit) memory (the tree takes up to
+ * ~40 bytes per input byte, for an array of one-digit numbers) and O(n log n) time.
  *
  * Every value and every key remembers where it was written (1-based line and column,
  * columns counted in Unicode code points) so callers can report `file:line:col: …`.
@@ -42,20 +43,22 @@ typedef struct TomlPos {
  * Hitting a limit makes toml_parse() fail with -E2BIG.
  */
 typedef struct TomlLimits {
-	size_t max_input;      /* bytes; default 8 MiB */
-	uint32_t max_depth;    /* nesting of tables and arrays below the root, however written
-	                          ([a.b], a.b = 1, [[x]], [ [ ] ], { }); default 128, at most
-	                          TOML_DEPTH_HARD_MAX (the parser recurses once per level) */
-	size_t max_string;     /* bytes in one string or key after unescaping; default 1 MiB */
-	size_t max_keys;       /* keys in the whole document, implicit tables included;
-	                          default 1,000,000 */
+	size_t max_input;   /* bytes; default 8 MiB */
+	uint32_t max_depth; /* nesting of tables and arrays below the root, however written
+			       ([a.b], a.b = 1, [[x]], [ [ ] ], { }); default 128, at most
+			       TOML_DEPTH_HARD_MAX (the parser recurses once per level) */
+	size_t max_string;  /* bytes in one string or key after unescaping; default 1 MiB */
+	size_t max_keys;    /* keys in the whole document, implicit tables included;
+			       default 1,000,000 */
 } TomlLimits;
 
 #define TOML_DEPTH_HARD_MAX 512u
 
 typedef struct TomlError {
 	TomlPos pos;
-	char message[256]; /* "expected '=' after key \"a\"", "duplicate key \"a\" (first defined at 3:1)" */
+	/* One line: what was expected and what was found, e.g. "expected '=' after key
+	 * \"name\", found end of line", "duplicate key \"port\" (first defined at 4:1)". */
+	char message[256];
 } TomlError;
 
 typedef struct TomlValue TomlValue;
@@ -82,7 +85,8 @@ TomlType toml_type(const TomlValue *v); /* _TOML_TYPE_INVALID for NULL */
 TomlPos toml_pos(const TomlValue *v);
 
 /* Scalars. Calling an accessor of the wrong type is a programming error (asserts). */
-const char *toml_string(const TomlValue *v, size_t *ret_len); /* NUL-terminated; ret_len may be NULL */
+/* NUL-terminated, but may hold NUL itself ("\u0000"): ret_len (may be NULL) has the length. */
+const char *toml_string(const TomlValue *v, size_t *ret_len);
 int64_t toml_integer(const TomlValue *v);
 double toml_float(const TomlValue *v);
 bool toml_bool(const TomlValue *v);

@@ -90,8 +90,8 @@ static int read_text(const char *path, char **ret)
 		if (n == 0)
 			break;
 		b.len += (size_t)n;
-		b.data[b.len] = 0;
 	}
+	b.data[b.len] = 0; /* buf_reserve() leaves the new room uninitialized */
 	*ret = buf_steal(&b, NULL);
 	return 0;
 }

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+/* Before <uv.h>: its <sys/param.h> would otherwise have its MIN/MAX redefined by ours. */
+#include "macro.h"
 #include <uv.h>
 
 /* Larger datagrams are rejected (systemd uses the same bound). */

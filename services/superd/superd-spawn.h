@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+/* Before <uv.h>: its <sys/param.h> would otherwise have its MIN/MAX redefined by ours. */
+#include "macro.h"
 #include <uv.h>
 
 typedef enum SpawnOutput {

@@ -26,7 +26,8 @@ char *diags_dump(const DiagList *d);
  */
 const Diag *assert_diag(const char *file, int line, const DiagList *d, DiagSeverity severity,
 			uint32_t at_line, uint32_t at_col, const char *needle);
-#define ASSERT_DIAG(d, sev, l, c, needle) assert_diag(__FILE__, __LINE__, (d), (sev), (l), (c), (needle))
+#define ASSERT_DIAG(d, sev, l, c, needle)                                                          \
+	assert_diag(__FILE__, __LINE__, (d), (sev), (l), (c), (needle))
 
 /* Fails the test (printing them) if d holds any error / any diagnostic at all. */
 void assert_no_errors(const char *file, int line, const DiagList *d);

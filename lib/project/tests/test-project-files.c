@@ -68,7 +68,8 @@ TEST(toml_wins_over_procfile)
 {
 	_cleanup_free_ char *dir = make_dir("both");
 	write_file(dir, "Procfile", "web: from-procfile\n");
-	write_file(dir, "locald.toml", "[project]\nname = \"both\"\n[services.web]\ncommand = \"from-toml\"\n");
+	write_file(dir, "locald.toml",
+		   "[project]\nname = \"both\"\n[services.web]\ncommand = \"from-toml\"\n");
 	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *p = NULL;
 	ASSERT_OK(project_load(dir, &p, &d));
@@ -221,7 +222,8 @@ TEST(env_layering)
 	write_file(dir, "locald.toml",
 		   "[project]\nname = \"layers\"\n"
 		   "[services.web]\ncommand = \"x\"\nport = 8080\n"
-		   "env = { FROM_SERVICE = \"svc\", SHARED = \"service\", SELF = \"${services.web.url}\" }\n");
+		   "env = { FROM_SERVICE = \"svc\", SHARED = \"service\", SELF = "
+		   "\"${services.web.url}\" }\n");
 	write_file(dir, ".env", "SHARED=dotenv\nFROM_DOTENV=dot\nHOME=/dotenv-home\n");
 	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *p = NULL;
@@ -279,7 +281,8 @@ TEST(load_from_memory)
 	ASSERT_ERR(project_load_memory(&in, &q, &d), EINVAL);
 
 	/* parse + validate keep a partial model when there are errors. */
-	static const char bad[] = "[project]\nname = \"mem\"\n[services.web]\ncommand = \"x\"\ndepends_on = [\"nope\"]\n";
+	static const char bad[] =
+	    "[project]\nname = \"mem\"\n[services.web]\ncommand = \"x\"\ndepends_on = [\"nope\"]\n";
 	in.dir = "/m";
 	in.config = bad;
 	in.config_len = sizeof(bad) - 1;
@@ -299,50 +302,92 @@ TEST(original_locald_examples)
 		const char *dir, *toml;
 		size_t warnings;
 	} cases[] = {
-		{ "adhoc-test", "[project]\nname = \"adhoc-test\"\ndomain = \"adhoc-test.localhost\"\n\n"
-				"[services.myservice]\ntype = \"exec\"\ncommand = \"echo 'Hello from try'\"\n\n"
-				"[services.web]\ntype = \"exec\"\ncommand = \"last --name myservice\"\n", 0 },
-		{ "ansi-test", "[project]\nname = \"ansi-test\"\n\n[services.ansi-log]\ncommand = \"bash\"\n"
-			       "args = [\n  \"-c\",\n  \"while true; do echo -e '\\\\x1b[31mRed Log\\\\x1b[0m'; sleep 1; done\",\n]\n", 0 },
-		{ "cnb-opt-in-test", "[project]\nname = \"cnb-opt-in-test\"\n\n[services.web]\ncommand = \"npm start\"\n"
-				     "build = { builder = \"heroku/builder:22\" }\n", 0 },
-		{ "color-system", "[project]\nname = \"color-system\"\ndomain = \"color-system.localhost\"\n\n"
-				  "[services.web]\ntype = \"exec\"\ncommand = \"python3 -m http.server $PORT --directory web\"\nport = 3000\n\n"
-				  "[services.api]\ntype = \"exec\"\ncommand = \"python3 api/server.py\"\nport = 4000\ndepends_on = [\"db\"]\n\n"
-				  "[services.db]\ntype = \"postgres\"\nversion = \"15\"\n", 0 },
-		{ "container-test", "[project]\nname = \"container-test\"\n\n[services.redis]\ntype = \"container\"\n"
-				    "image = \"redis:7\"\ncontainer_port = 6379\n", 0 },
-		{ "dependency-test", "[project]\nname = \"dep-test\"\n\n[services.a]\ncommand = \"./script.sh a\"\n"
-				     "depends_on = [\"b\"]\n\n[services.b]\ncommand = \"./script.sh b\"\n", 0 },
-		{ "docker-service", "[project]\nname = \"docker-test\"\ndomain = \"docker.test\"\n\n[services.redis]\n"
-				    "image = \"redis:alpine\"\ncontainer_port = 6379\n\n[services.worker]\n"
-				    "command = \"echo 'Worker started'; while true; do echo 'Working...'; sleep 5; done\"\n"
-				    "depends_on = [\"redis\"]\n", 1 /* exec + image runs as a container */ },
-		{ "health-check-test", "[project]\nname = \"health-check-test\"\n\n[services.http-web]\n"
-				       "command = \"python3 -m http.server 8081\"\nport = 8081\n"
-				       "# health_check = \"curl localhost:8081\"\n[services.http-web.health_check]\n"
-				       "type = \"http\"\npath = \"/\"\n\n[services.cmd-worker]\ntype = \"worker\"\n"
-				       "command = \"sh -c \\\"sleep 5; touch ready; sleep 1000\\\"\"\n"
-				       "health_check = \"test -f ready\"\n\n", 0 },
-		{ "no-start-script", "[project]\nname = \"no-start-script\"\n\n[services.web]\n"
-				     "# No command specified, relies on CNB default\n[services.web.build]\n", 0 },
-		{ "postgres-test", "[project]\nname = \"test-postgres\"\ndomain = \"test-postgres.localhost\"\n\n"
-				   "[services.db]\ntype = \"postgres\"\nversion = \"15\"\nport = 5432\n", 0 },
-		{ "signal-test", "[project]\nname = \"signal-test\"\n\n[services.trapper]\ncommand = \"./trap.sh\"\n"
-				 "stop_signal = \"SIGINT\"\n", 0 },
-		{ "validation-test", "[project]\nname = \"validation-test\"\ndomain = \"validation-test.localhost\"\n\n"
-				     "[services.web]\ncommand = \"python3 -m http.server $PORT\"\ndepends_on = []\n\n"
-				     "[services.web.env]\n", 0 },
-		{ "worker-test", "[project]\nname = \"worker-test\"\n\n[services.worker]\ntype = \"worker\"\n"
-				 "command = \"while true; do echo 'working...'; sleep 1; done\"\n", 0 },
-		{ "dashboard", "[project]\nname = \"locald-dashboard\"\ndomain = \"dev.locald.localhost\"\n\n"
-			       "[services.web]\ntype = \"exec\"\ncommand = \"pnpm dev --port $PORT\"\n", 0 },
-		{ "root", "[project]\nname = \"dotlocal\"\n\n[services.test-postgres-3]\ntype = \"postgres\"\n\n"
-			  "[services.docs]\ntype = \"site\"\npath = \"docs\"\n\n[services.docs-dev]\n"
-			  "command = \"node ./scripts/sync-manifesto.mjs && pnpm astro dev --port $PORT\"\n"
-			  "workdir = \"locald-docs\"\n\n[services.dashboard]\ncommand = \"pnpm dev --port $PORT\"\n"
-			  "workdir = \"locald-dashboard\"\ndepends_on = [\"test-postgres-3\"]\n[services.dashboard.env]\n"
-			  "DEMO_DB_URL = \"${services.test-postgres-3.url}\"\n\n# [services.rustdocs]\n# type = \"site\"\n", 0 },
+		{ "adhoc-test",
+		  "[project]\nname = \"adhoc-test\"\ndomain = \"adhoc-test.localhost\"\n\n"
+		  "[services.myservice]\ntype = \"exec\"\ncommand = \"echo 'Hello from try'\"\n\n"
+		  "[services.web]\ntype = \"exec\"\ncommand = \"last --name myservice\"\n",
+		  0 },
+		{ "ansi-test",
+		  "[project]\nname = \"ansi-test\"\n\n[services.ansi-log]\ncommand = \"bash\"\n"
+		  "args = [\n  \"-c\",\n  \"while true; do echo -e '\\\\x1b[31mRed Log\\\\x1b[0m'; "
+		  "sleep 1; done\",\n]\n",
+		  0 },
+		{ "cnb-opt-in-test",
+		  "[project]\nname = \"cnb-opt-in-test\"\n\n[services.web]\ncommand = \"npm "
+		  "start\"\n"
+		  "build = { builder = \"heroku/builder:22\" }\n",
+		  0 },
+		{ "color-system",
+		  "[project]\nname = \"color-system\"\ndomain = \"color-system.localhost\"\n\n"
+		  "[services.web]\ntype = \"exec\"\ncommand = \"python3 -m http.server $PORT "
+		  "--directory web\"\nport = 3000\n\n"
+		  "[services.api]\ntype = \"exec\"\ncommand = \"python3 api/server.py\"\nport = "
+		  "4000\ndepends_on = [\"db\"]\n\n"
+		  "[services.db]\ntype = \"postgres\"\nversion = \"15\"\n",
+		  0 },
+		{ "container-test",
+		  "[project]\nname = \"container-test\"\n\n[services.redis]\ntype = \"container\"\n"
+		  "image = \"redis:7\"\ncontainer_port = 6379\n",
+		  0 },
+		{ "dependency-test",
+		  "[project]\nname = \"dep-test\"\n\n[services.a]\ncommand = \"./script.sh a\"\n"
+		  "depends_on = [\"b\"]\n\n[services.b]\ncommand = \"./script.sh b\"\n",
+		  0 },
+		{ "docker-service",
+		  "[project]\nname = \"docker-test\"\ndomain = "
+		  "\"docker.test\"\n\n[services.redis]\n"
+		  "image = \"redis:alpine\"\ncontainer_port = 6379\n\n[services.worker]\n"
+		  "command = \"echo 'Worker started'; while true; do echo 'Working...'; sleep 5; "
+		  "done\"\n"
+		  "depends_on = [\"redis\"]\n",
+		  1 /* exec + image runs as a container */ },
+		{ "health-check-test",
+		  "[project]\nname = \"health-check-test\"\n\n[services.http-web]\n"
+		  "command = \"python3 -m http.server 8081\"\nport = 8081\n"
+		  "# health_check = \"curl localhost:8081\"\n[services.http-web.health_check]\n"
+		  "type = \"http\"\npath = \"/\"\n\n[services.cmd-worker]\ntype = \"worker\"\n"
+		  "command = \"sh -c \\\"sleep 5; touch ready; sleep 1000\\\"\"\n"
+		  "health_check = \"test -f ready\"\n\n",
+		  0 },
+		{ "no-start-script",
+		  "[project]\nname = \"no-start-script\"\n\n[services.web]\n"
+		  "# No command specified, relies on CNB default\n[services.web.build]\n",
+		  0 },
+		{ "postgres-test",
+		  "[project]\nname = \"test-postgres\"\ndomain = \"test-postgres.localhost\"\n\n"
+		  "[services.db]\ntype = \"postgres\"\nversion = \"15\"\nport = 5432\n",
+		  0 },
+		{ "signal-test",
+		  "[project]\nname = \"signal-test\"\n\n[services.trapper]\ncommand = "
+		  "\"./trap.sh\"\n"
+		  "stop_signal = \"SIGINT\"\n",
+		  0 },
+		{ "validation-test",
+		  "[project]\nname = \"validation-test\"\ndomain = "
+		  "\"validation-test.localhost\"\n\n"
+		  "[services.web]\ncommand = \"python3 -m http.server $PORT\"\ndepends_on = []\n\n"
+		  "[services.web.env]\n",
+		  0 },
+		{ "worker-test",
+		  "[project]\nname = \"worker-test\"\n\n[services.worker]\ntype = \"worker\"\n"
+		  "command = \"while true; do echo 'working...'; sleep 1; done\"\n",
+		  0 },
+		{ "dashboard",
+		  "[project]\nname = \"locald-dashboard\"\ndomain = \"dev.locald.localhost\"\n\n"
+		  "[services.web]\ntype = \"exec\"\ncommand = \"pnpm dev --port $PORT\"\n",
+		  0 },
+		{ "root",
+		  "[project]\nname = \"dotlocal\"\n\n[services.test-postgres-3]\ntype = "
+		  "\"postgres\"\n\n"
+		  "[services.docs]\ntype = \"site\"\npath = \"docs\"\n\n[services.docs-dev]\n"
+		  "command = \"node ./scripts/sync-manifesto.mjs && pnpm astro dev --port $PORT\"\n"
+		  "workdir = \"locald-docs\"\n\n[services.dashboard]\ncommand = \"pnpm dev --port "
+		  "$PORT\"\n"
+		  "workdir = \"locald-dashboard\"\ndepends_on = "
+		  "[\"test-postgres-3\"]\n[services.dashboard.env]\n"
+		  "DEMO_DB_URL = \"${services.test-postgres-3.url}\"\n\n# [services.rustdocs]\n# "
+		  "type = \"site\"\n",
+		  0 },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
@@ -350,8 +395,8 @@ TEST(original_locald_examples)
 		int r = load_toml_in(cases[i].dir, cases[i].toml, &p, &d);
 		if (r < 0 || d.n_warnings != cases[i].warnings) {
 			_cleanup_free_ char *all = diags_dump(&d);
-			test_fail(__FILE__, __LINE__, "%s: r=%d, %zu warnings:\n%s", cases[i].dir, r,
-				  d.n_warnings, all);
+			test_fail(__FILE__, __LINE__, "%s: r=%d, %zu warnings:\n%s", cases[i].dir,
+				  r, d.n_warnings, all);
 		}
 	}
 }
@@ -374,15 +419,17 @@ TEST(original_locald_example_details)
 
 	_cleanup_diag_list_ DiagList d2 = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *q = NULL;
-	ASSERT_OK(load_toml_in("no-start-script",
-			       "[project]\nname = \"no-start-script\"\n[services.web]\n[services.web.build]\n",
-			       &q, &d2));
+	ASSERT_OK(load_toml_in(
+	    "no-start-script",
+	    "[project]\nname = \"no-start-script\"\n[services.web]\n[services.web.build]\n", &q,
+	    &d2));
 	ASSERT_EQ(q->services[0].build.kind, BUILD_BUILDPACKS);
 	ASSERT_STREQ(q->services[0].build.builder, "heroku/builder:22");
 	ASSERT_NULL(q->services[0].command);
 
 	_cleanup_diag_list_ DiagList d3 = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *r = NULL;
-	ASSERT_OK(load_toml_in("pg", "[project]\nname = \"pg\"\n[services.db]\ntype = \"postgres\"\n", &r, &d3));
+	ASSERT_OK(load_toml_in(
+	    "pg", "[project]\nname = \"pg\"\n[services.db]\ntype = \"postgres\"\n", &r, &d3));
 	ASSERT_STREQ(r->services[0].version, "15");
 }

@@ -19,13 +19,12 @@ TEST(expand_references)
 {
 	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *p = NULL;
-	ASSERT_OK(load_toml(HEADER
-			    "[services.api]\ncommand = \"x\"\nport = 4000\n"
-			    "[services.db]\ntype = \"postgres\"\n"
-			    "[services.web]\ncommand = \"x\"\n"
-			    "[services.missing]\ncommand = \"x\"\n"
-			    "[services.front]\ncommand = \"x\"\n"
-			    "env.API = \"${services.api.url}/v1\"\n",
+	ASSERT_OK(load_toml(HEADER "[services.api]\ncommand = \"x\"\nport = 4000\n"
+				   "[services.db]\ntype = \"postgres\"\n"
+				   "[services.web]\ncommand = \"x\"\n"
+				   "[services.missing]\ncommand = \"x\"\n"
+				   "[services.front]\ncommand = \"x\"\n"
+				   "env.API = \"${services.api.url}/v1\"\n",
 			    &p, &d));
 	ASSERT_CLEAN(&d);
 
@@ -43,7 +42,8 @@ TEST(expand_references)
 		{ "${services.db.url}", "postgres://postgres:postgres@127.0.0.1:40001/postgres" },
 		{ "${services.db.port}", "40001" },
 		{ "${project.name}|${project.domain}", "shop|shop.localhost" },
-		{ "cost: $$5, $${services.api.port}, $HOME, ${HOME}, $", "cost: $5, ${services.api.port}, $HOME, ${HOME}, $" },
+		{ "cost: $$5, $${services.api.port}, $HOME, ${HOME}, $",
+		  "cost: $5, ${services.api.port}, $HOME, ${HOME}, $" },
 		{ "open ${services.api.port", "open ${services.api.port" },
 		{ "", "" },
 		{ "plain", "plain" },
@@ -76,32 +76,33 @@ TEST(bad_references_are_load_errors)
 {
 	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
 	Project *p = NULL;
-	ASSERT_ERR(load_toml(HEADER
-			     "[services.api]\ncommand = \"x\"\n"
-			     "[services.jobs]\ntype = \"worker\"\ncommand = \"x\"\n"
-			     "[services.web]\ncommand = \"x\"\n"
-			     "[services.web.env]\n"
-			     "A = \"${services.apl.url}\"\n"
-			     "B = \"${services.api.prot}\"\n"
-			     "C = \"${services.jobs.port}\"\n"
-			     "D = \"${project.title}\"\n"
-			     "E = \"${services.api}\"\n"
-			     "F = \"${HOME}/x\"\n"
-			     "G = \"${services.api.port\"\n"
-			     "H = \"$${services.nope.port}\"\n",
+	ASSERT_ERR(load_toml(HEADER "[services.api]\ncommand = \"x\"\n"
+				    "[services.jobs]\ntype = \"worker\"\ncommand = \"x\"\n"
+				    "[services.web]\ncommand = \"x\"\n"
+				    "[services.web.env]\n"
+				    "A = \"${services.apl.url}\"\n"
+				    "B = \"${services.api.prot}\"\n"
+				    "C = \"${services.jobs.port}\"\n"
+				    "D = \"${project.title}\"\n"
+				    "E = \"${services.api}\"\n"
+				    "F = \"${HOME}/x\"\n"
+				    "G = \"${services.api.port\"\n"
+				    "H = \"$${services.nope.port}\"\n",
 			     &p, &d),
 		   EINVAL);
-	const Diag *x = ASSERT_DIAG(&d, DIAG_ERROR, 10, 5, "A: ${services.apl.url} refers to unknown service \"apl\"");
+	const Diag *x = ASSERT_DIAG(&d, DIAG_ERROR, 11, 5,
+				    "A: ${services.apl.url} refers to unknown service \"apl\"");
 	ASSERT_STREQ(x->hint, "did you mean \"api\"?");
-	x = ASSERT_DIAG(&d, DIAG_ERROR, 11, 5, "B: unknown field \"prot\" in ${services.api.prot}");
+	x = ASSERT_DIAG(&d, DIAG_ERROR, 12, 5, "B: unknown field \"prot\" in ${services.api.prot}");
 	ASSERT_STREQ(x->hint, "did you mean \"port\"?");
-	ASSERT_DIAG(&d, DIAG_ERROR, 12, 5, "C: ${services.jobs.port}: worker \"jobs\" has no port");
-	x = ASSERT_DIAG(&d, DIAG_ERROR, 13, 5, "D: unknown project field \"title\"");
+	ASSERT_DIAG(&d, DIAG_ERROR, 13, 5, "C: ${services.jobs.port}: worker \"jobs\" has no port");
+	x = ASSERT_DIAG(&d, DIAG_ERROR, 14, 5, "D: unknown project field \"title\"");
 	ASSERT_STRCONTAINS(x->hint, "${project.domain}");
-	ASSERT_DIAG(&d, DIAG_ERROR, 14, 5, "E: malformed reference ${services.api}");
-	x = ASSERT_DIAG(&d, DIAG_WARNING, 15, 5, "F: ${HOME} is not a locald reference and is passed on as written");
+	ASSERT_DIAG(&d, DIAG_ERROR, 15, 5, "E: malformed reference ${services.api}");
+	x = ASSERT_DIAG(&d, DIAG_WARNING, 16, 5,
+			"F: ${HOME} is not a locald reference and is passed on as written");
 	ASSERT_STRCONTAINS(x->hint, "$${");
-	ASSERT_DIAG(&d, DIAG_WARNING, 16, 5, "G: \"${\" without a closing '}' is kept as written");
+	ASSERT_DIAG(&d, DIAG_WARNING, 17, 5, "G: \"${\" without a closing '}' is kept as written");
 	ASSERT_EQ(d.n_errors, 5);
 	ASSERT_EQ(d.n_warnings, 2);
 }
@@ -110,10 +111,10 @@ TEST(references_do_not_add_dependencies)
 {
 	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *p = NULL;
-	ASSERT_OK(load_toml(HEADER
-			    "[services.web]\ncommand = \"x\"\nenv = { API = \"${services.api.url}\" }\n"
-			    "[services.api]\ncommand = \"x\"\nenv = { WEB = \"${services.web.url}\" }\n",
-			    &p, &d));
+	ASSERT_OK(load_toml(
+	    HEADER "[services.web]\ncommand = \"x\"\nenv = { API = \"${services.api.url}\" }\n"
+		   "[services.api]\ncommand = \"x\"\nenv = { WEB = \"${services.web.url}\" }\n",
+	    &p, &d));
 	/* Mutual references are fine: ports are assigned before anything starts. */
 	ASSERT_CLEAN(&d);
 	ASSERT_NULL(p->services[0].depends_on);

@@ -17,7 +17,8 @@ static char *wave_names(const Project *p, const ProjectWaves *w, size_t wave)
 {
 	Buf b = BUF_INIT(0);
 	for (size_t k = w->wave_start[wave]; k < w->wave_start[wave + 1]; k++)
-		buf_printf(&b, "%s%s", k > w->wave_start[wave] ? " " : "", p->services[w->order[k]].name);
+		buf_printf(&b, "%s%s", k > w->wave_start[wave] ? " " : "",
+			   p->services[w->order[k]].name);
 	return buf_steal(&b, NULL);
 }
 
@@ -32,7 +33,8 @@ TEST(waves_expose_parallelism)
 	ASSERT_OK(load_toml(HEADER
 			    "[services.web]\ncommand = \"x\"\ndepends_on = [\"api\", \"cache\"]\n"
 			    "[services.api]\ncommand = \"x\"\ndepends_on = [\"db\"]\n"
-			    "[services.jobs]\ntype = \"worker\"\ncommand = \"x\"\ndepends_on = [\"db\", \"cache\"]\n"
+			    "[services.jobs]\ntype = \"worker\"\ncommand = \"x\"\ndepends_on = "
+			    "[\"db\", \"cache\"]\n"
 			    "[services.db]\ntype = \"postgres\"\n"
 			    "[services.admin]\ncommand = \"x\"\n"
 			    "[services.cache]\ntype = \"container\"\nimage = \"redis\"\n",
@@ -61,11 +63,13 @@ TEST(waves_expose_parallelism)
 	/* What `up web` must start, and what stopping db takes down with it. */
 	bool need[6] = { false };
 	ASSERT_OK(project_waves_closure(&w, idx(p, "web"), false, need));
-	ASSERT_TRUE(need[idx(p, "web")] && need[idx(p, "api")] && need[idx(p, "db")] && need[idx(p, "cache")]);
+	ASSERT_TRUE(need[idx(p, "web")] && need[idx(p, "api")] && need[idx(p, "db")] &&
+		    need[idx(p, "cache")]);
 	ASSERT_FALSE(need[idx(p, "jobs")] || need[idx(p, "admin")]);
 	bool down[6] = { false };
 	ASSERT_OK(project_waves_closure(&w, idx(p, "db"), true, down));
-	ASSERT_TRUE(down[idx(p, "db")] && down[idx(p, "api")] && down[idx(p, "jobs")] && down[idx(p, "web")]);
+	ASSERT_TRUE(down[idx(p, "db")] && down[idx(p, "api")] && down[idx(p, "jobs")] &&
+		    down[idx(p, "web")]);
 	ASSERT_FALSE(down[idx(p, "cache")] || down[idx(p, "admin")]);
 	ASSERT_ERR(project_waves_closure(&w, 6, false, down), EINVAL);
 	project_waves_done(&w);
@@ -85,13 +89,16 @@ TEST(waves_of_nothing)
 
 TEST(waves_refuse_cycles)
 {
-	static const char toml[] = HEADER
-		"[services.ok]\ncommand = \"x\"\n"
-		"[services.b]\ncommand = \"x\"\ndepends_on = [\"c\", \"ok\", \"ghost\"]\n"
-		"[services.c]\ncommand = \"x\"\ndepends_on = [\"b\"]\n"
-		"[services.d]\ncommand = \"x\"\ndepends_on = [\"c\"]\n";
-	ProjectInput in = { .source = PROJECT_SOURCE_TOML, .dir = "/x", .config_path = "locald.toml",
-			    .config = toml, .config_len = sizeof(toml) - 1 };
+	static const char toml[] =
+	    HEADER "[services.ok]\ncommand = \"x\"\n"
+		   "[services.b]\ncommand = \"x\"\ndepends_on = [\"c\", \"ok\", \"ghost\"]\n"
+		   "[services.c]\ncommand = \"x\"\ndepends_on = [\"b\"]\n"
+		   "[services.d]\ncommand = \"x\"\ndepends_on = [\"c\"]\n";
+	ProjectInput in = { .source = PROJECT_SOURCE_TOML,
+			    .dir = "/x",
+			    .config_path = "locald.toml",
+			    .config = toml,
+			    .config_len = sizeof(toml) - 1 };
 	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *p = NULL;
 	ASSERT_OK(project_parse(&in, &p, &d));
@@ -106,11 +113,14 @@ TEST(waves_refuse_cycles)
 
 TEST(unknown_deps_are_ignored_by_waves)
 {
-	static const char toml[] = HEADER
-		"[services.a]\ncommand = \"x\"\ndepends_on = [\"ghost\"]\n"
-		"[services.b]\ncommand = \"x\"\ndepends_on = [\"a\"]\n";
-	ProjectInput in = { .source = PROJECT_SOURCE_TOML, .dir = "/x", .config_path = "locald.toml",
-			    .config = toml, .config_len = sizeof(toml) - 1 };
+	static const char toml[] =
+	    HEADER "[services.a]\ncommand = \"x\"\ndepends_on = [\"ghost\"]\n"
+		   "[services.b]\ncommand = \"x\"\ndepends_on = [\"a\"]\n";
+	ProjectInput in = { .source = PROJECT_SOURCE_TOML,
+			    .dir = "/x",
+			    .config_path = "locald.toml",
+			    .config = toml,
+			    .config_len = sizeof(toml) - 1 };
 	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
 	_cleanup_(project_freep) Project *p = NULL;
 	ASSERT_OK(project_parse(&in, &p, &d));

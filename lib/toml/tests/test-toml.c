@@ -20,8 +20,8 @@ static TomlValue *parse_ok_at(const char *file, int line, const char *doc)
 #define PARSE_OK(doc) parse_ok_at(__FILE__, __LINE__, doc)
 
 static void parse_err_at(const char *file, int line, const char *doc, size_t len,
-			 const TomlLimits *limits, int want_r, uint32_t want_line, uint32_t want_col,
-			 const char *want_msg)
+			 const TomlLimits *limits, int want_r, uint32_t want_line,
+			 uint32_t want_col, const char *want_msg)
 {
 	TomlValue *root = (TomlValue *)0x1; /* must stay untouched */
 	TomlError err = {};
@@ -31,8 +31,9 @@ static void parse_err_at(const char *file, int line, const char *doc, size_t len
 	if (root != (TomlValue *)0x1)
 		test_fail(file, line, "ret_root was written on failure");
 	if (err.pos.line != want_line || err.pos.col != want_col)
-		test_fail(file, line, "error at %" PRIu32 ":%" PRIu32 ", expected %" PRIu32 ":%" PRIu32
-			  ": %s", err.pos.line, err.pos.col, want_line, want_col, err.message);
+		test_fail(file, line,
+			  "error at %" PRIu32 ":%" PRIu32 ", expected %" PRIu32 ":%" PRIu32 ": %s",
+			  err.pos.line, err.pos.col, want_line, want_col, err.message);
 	if (!strstr(err.message, want_msg))
 		test_fail(file, line, "message \"%s\" lacks \"%s\"", err.message, want_msg);
 }
@@ -119,8 +120,9 @@ TEST(integers)
 
 TEST(floats)
 {
-	TomlValue *root = PARSE_OK("a = 1e3\nb = -0.0\nc = inf\nd = -inf\ne = nan\nf = 1_0.0_1e0_1\n"
-				   "g = 1e-400\nh = 0e0\n");
+	TomlValue *root =
+	    PARSE_OK("a = 1e3\nb = -0.0\nc = inf\nd = -inf\ne = nan\nf = 1_0.0_1e0_1\n"
+		     "g = 1e-400\nh = 0e0\n");
 	ASSERT_TRUE(toml_float(get(root, "a")) == 1000.0);
 	ASSERT_TRUE(toml_float(get(root, "b")) == 0.0 && signbit(toml_float(get(root, "b"))));
 	ASSERT_TRUE(isinf(toml_float(get(root, "c"))) && toml_float(get(root, "c")) > 0);
@@ -227,9 +229,10 @@ TEST(tables_and_order)
 
 TEST(dotted_keys)
 {
-	TomlValue *root = PARSE_OK("a.b.c = 1\na.b.d = 2\n\"x.y\".'z' = 3\n"
-				   "[fruit]\napple.color = \"red\"\n[fruit.apple.texture]\nsmooth = true\n"
-				   "[t.u.v]\n[t]\nu.w = 1\n");
+	TomlValue *root =
+	    PARSE_OK("a.b.c = 1\na.b.d = 2\n\"x.y\".'z' = 3\n"
+		     "[fruit]\napple.color = \"red\"\n[fruit.apple.texture]\nsmooth = true\n"
+		     "[t.u.v]\n[t]\nu.w = 1\n");
 	const TomlValue *b = get(get(root, "a"), "b");
 	ASSERT_EQ(toml_table_size(b), 2);
 	ASSERT_EQ(toml_integer(get(b, "d")), 2);
@@ -245,11 +248,14 @@ TEST(redefinition_rules)
 		  "duplicate key \"port\" (first defined at 1:1)");
 	PARSE_ERR("[a]\n[a]", 2, 2, "table \"a\" is already defined (first defined at 1:1)");
 	PARSE_ERR("[a.b]\n[a]\n[a]", 3, 2, "table \"a\" is already defined (first defined at 2:1)");
-	PARSE_ERR("[fruit]\napple.color = 1\n[fruit.apple]", 3, 8,
-		  "cannot define table \"fruit.apple\": it is already a table defined by dotted keys");
-	PARSE_ERR("a = {b = 1}\na.c = 2", 2, 1, "\"a\" is already an inline table (defined at 1:5)");
+	PARSE_ERR(
+	    "[fruit]\napple.color = 1\n[fruit.apple]", 3, 8,
+	    "cannot define table \"fruit.apple\": it is already a table defined by dotted keys");
+	PARSE_ERR("a = {b = 1}\na.c = 2", 2, 1,
+		  "\"a\" is already an inline table (defined at 1:5)");
 	PARSE_ERR("a = {b = 1}\n[a.c]", 2, 2, "is already an inline table");
-	PARSE_ERR("a = [{}]\n[[a]]", 2, 3, "cannot define array of tables \"a\": it is already an array");
+	PARSE_ERR("a = [{}]\n[[a]]", 2, 3,
+		  "cannot define array of tables \"a\": it is already an array");
 	PARSE_ERR("[[a]]\n[a]", 2, 2, "it is already an array of tables");
 	PARSE_ERR("[a]\n[[a]]", 2, 3, "it is already a table");
 	PARSE_ERR("[a.b.c]\n[a]\nb.c.d = 1", 3, 3,
