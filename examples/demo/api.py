@@ -2,6 +2,7 @@
 """The demo's API: /health, GET /visits, POST /visits; keeps its data in db ($DB_URL)."""
 import json
 import os
+import signal
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -44,9 +45,18 @@ class Handler(BaseHTTPRequestHandler):
         print("api:", fmt % args, flush=True)
 
 
+def stop(signum, frame):
+    # Explicit, because a process started in the background by a shell inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt.
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+
 port = int(os.environ.get("PORT", "7002"))
 print(f"api listening on 127.0.0.1:{port}, db at {DB_URL}", flush=True)
 try:
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
-except KeyboardInterrupt:  # stop_signal = "SIGINT"
+except KeyboardInterrupt:  # stop_signal = "SIGINT" in locald.toml
     print("api: stopping", flush=True)

@@ -523,6 +523,9 @@ static TomlLimits limits_or_defaults(const TomlLimits *l)
 	TomlLimits d = l ? *l : (TomlLimits){};
 	if (d.max_input == 0)
 		d.max_input = DEFAULT_MAX_INPUT;
+	/* Lines, columns and section numbers are 32-bit: no input may overflow them. */
+	if (d.max_input > UINT32_MAX - 1)
+		d.max_input = UINT32_MAX - 1;
 	if (d.max_depth == 0)
 		d.max_depth = DEFAULT_MAX_DEPTH;
 	if (d.max_depth > TOML_DEPTH_HARD_MAX)

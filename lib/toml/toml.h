@@ -43,7 +43,7 @@ typedef struct TomlPos {
  * Hitting a limit makes toml_parse() fail with -E2BIG.
  */
 typedef struct TomlLimits {
-	size_t max_input;   /* bytes; default 8 MiB */
+	size_t max_input;   /* bytes; default 8 MiB, at most 4 GiB - 1 (positions are 32-bit) */
 	uint32_t max_depth; /* nesting of tables and arrays below the root, however written
 			       ([a.b], a.b = 1, [[x]], [ [ ] ], { }); default 128, at most
 			       TOML_DEPTH_HARD_MAX (the parser recurses once per level) */

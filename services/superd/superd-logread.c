@@ -17,6 +17,12 @@
 
 #define READ_BYTES_MAX (8u << 20)
 
+/* Errors that mean the file is not (any more) the one the index describes. */
+static bool file_gone(int r)
+{
+	return r == -ENOENT || r == -ESTALE || r == -EBADMSG;
+}
+
 /* Called per record in seq order: 0 go on, 1 stop after this one, -errno. */
 typedef int (*RecordFunc)(void *userdata, const LogRecord *rec);
 
@@ -97,6 +103,8 @@ static int iterate_files(LogService *svc, uint64_t *seq, uint64_t limit, RecordF
 		if (r == 1)
 			continue;
 		if (r < 0) {
+			if (!file_gone(r))
+				return r;
 			/* A file vanished or was replaced behind our back: skip what is gone. */
 			if (++failures > 3) {
 				*seq = limit;
@@ -377,6 +385,7 @@ int logstore_tail(LogService *svc, size_t n, const LogFilter *filter, LogReadRes
 	if (!svc || !ret_result)
 		return -EINVAL;
 	uint64_t first = logstore_first_available(svc), end = svc->next_seq;
+	n = (size_t)MIN((uint64_t)n, end - first); /* more cannot match; bounds the ring */
 	if (n == 0 || filter_trivial(filter))
 		cursor = end - first > n ? end - n : first;
 	else if ((r = tail_cursor(svc, n, filter, first, end, &cursor)) < 0)

@@ -29,11 +29,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "superd-logstore.h"
 
 #define LOGSTORE_SAMPLE_EVERY (256u << 10) /* seek index granularity inside a file */
+#define LOGSTORE_CHUNK_MIN (4u << 10)       /* idle services stay small… */
+#define LOGSTORE_CHUNK_MAX (256u << 10)     /* …busy ones grow to this */
+#define LOGSTORE_SPARE_MAX 4u /* full-size chunks kept for reuse: fresh memory costs page faults */
 #define USEC_NEVER UINT64_MAX
+
+/* The clock of store->wake: macOS has no pthread_condattr_setclock(). */
+#if defined(__APPLE__)
+#define LOGSTORE_COND_CLOCK CLOCK_REALTIME
+#else
+#define LOGSTORE_COND_CLOCK CLOCK_MONOTONIC
+#endif
 
 typedef struct LogChunk {
 	struct LogChunk *next; /* store lock */
@@ -82,11 +93,13 @@ struct LogStore {
 	LogStoreOptions opts;
 
 	pthread_mutex_t lock;
-	pthread_cond_t wake;     /* the writer waits for work (CLOCK_MONOTONIC) */
+	pthread_cond_t wake;     /* the writer waits for work (LOGSTORE_COND_CLOCK) */
 	pthread_cond_t progress; /* logstore_sync() and close wait for the writer */
 	pthread_t writer;
 	bool writer_started, writer_idle, stop;
 	LogService *services, *rr; /* rr: where the writer's round robin goes on */
+	LogChunk *spare; /* store lock; linked through next */
+	unsigned n_spare;
 };
 
 struct LogService {

@@ -15,6 +15,16 @@
  * LogStoreOptions.on_drain, which the writer thread calls. The store's own writer thread
  * only touches the pending queue and the files.
  *
+ * The engine's use of it:
+ *
+ *     logstore_new("<state>/logs", &(LogStoreOptions){ .on_drain = wake, .userdata = e }, &store);
+ *     logstore_open(store, "shop", "web", &svc);   // once per service, across its restarts
+ *     read cb:   if (logstore_feed(svc, LOG_STREAM_STDOUT, buf, n, now_realtime()) > 0)
+ *                        uv_read_stop(pipe);       // wake() → uv_async_send(); its handler
+ *                                                  // resumes pipes once !logstore_backpressure()
+ *     exit:      logstore_flush_partial(svc, now); logstore_append(svc, LOG_STREAM_SYSTEM, …);
+ *     bus Logs:  logstore_read(svc, cursor, max, &filter, &res); …; log_read_result_done(&res);
+ *
  * Files: <dir>/<project>/<service>.log (active), .log.1 … .log.<max_files-1> (older).
  * Each file is a 40-byte header followed by records, all integers little-endian:
  *
@@ -99,7 +109,9 @@ LogStore *logstore_free(LogStore *s);
  * usable as file names (no '/', not "." or ".."). -EEXIST if it is already open.
  */
 int logstore_open(LogStore *s, const char *project, const char *service, LogService **ret_svc);
-/* Flush partial lines, wait until everything is written, release. Returns NULL. */
+/* Flush partial lines, wait until everything is written (this blocks the caller for as
+ * long as the disk needs for what is pending, at most pending_max; on a failing disk, one
+ * more attempt), release. Returns NULL. */
 LogService *logstore_close(LogService *svc);
 
 typedef void (*LogLineFunc)(void *userdata, LogService *svc, const LogRecord *rec);
@@ -122,8 +134,9 @@ int logstore_append(LogService *svc, LogStream stream, const void *line, size_t 
 int logstore_flush_partial(LogService *svc, usec_t now);
 /* Whether the engine should keep the service's pipes paused (see pending_max). */
 bool logstore_backpressure(LogService *svc);
-/* Wait until everything fed so far is written to the files. 0, or the writer's error
- * (-ENOSPC, -EIO, …) if its latest attempt failed (it keeps retrying). */
+/* Wait (blocking) until everything fed so far is written to the files. 0, or the writer's
+ * error (-ENOSPC, -EIO, …) if its latest attempt failed (it keeps retrying every second,
+ * and the service stays under backpressure meanwhile). */
 int logstore_sync(LogService *svc);
 
 typedef struct LogFilter {

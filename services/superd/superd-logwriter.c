@@ -216,9 +216,13 @@ static int write_batch(LogService *svc, Batch *b, size_t *ret_done)
 
 int logwriter_sync_fd(LogService *svc)
 {
-	if (svc->fd >= 0 && fdatasync(svc->fd) < 0)
-		return -errno;
-	return 0;
+	if (svc->fd < 0)
+		return 0;
+#if defined(__APPLE__)
+	return RET_NERRNO(fsync(svc->fd));
+#else
+	return RET_NERRNO(fdatasync(svc->fd));
+#endif
 }
 
 /* The next service with work, round robin; *wake_at is lowered to when one that waits
@@ -253,16 +257,19 @@ static LogService *pick_locked(LogStore *s, usec_t now, usec_t *wake_at, bool *r
 	}
 }
 
+/* wake_at is CLOCK_MONOTONIC µs. */
 static void wait_until_locked(LogStore *s, usec_t wake_at)
 {
 	if (wake_at == USEC_NEVER) {
 		pthread_cond_wait(&s->wake, &s->lock);
 		return;
 	}
-	struct timespec ts = {
-		.tv_sec = (time_t)(wake_at / USEC_PER_SEC),
-		.tv_nsec = (long)(wake_at % USEC_PER_SEC) * 1000,
-	};
+	usec_t now = now_monotonic(), left = wake_at > now ? wake_at - now : 0;
+	struct timespec ts;
+	clock_gettime(LOGSTORE_COND_CLOCK, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + (left % USEC_PER_SEC) * 1000;
+	ts.tv_sec += (time_t)(left / USEC_PER_SEC + ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
 	pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 }
 

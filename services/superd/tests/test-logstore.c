@@ -559,6 +559,37 @@ TEST(rotation_keeps_n_files_and_reads_across)
 	logstore_free(s);
 }
 
+TEST(reads_while_the_writer_rotates)
+{
+	LogStoreOptions o = { .max_file_size = 16384, .max_files = 64, .tail_lines = 1, .tail_bytes = 1 };
+	LogStore *s = store_new(&o);
+	LogService *svc = svc_open(s, "p", "web");
+	uint64_t cursor = 1;
+
+	for (size_t i = 0; i < 200; i++) {
+		feed_numbered(svc, LOG_STREAM_STDOUT, i * 100 + 1, 100, 1);
+		LogReadResult res = {};
+		ASSERT_OK(logstore_read(svc, cursor, 150, NULL, &res));
+		ASSERT_EQ(res.first_available, 1);
+		for (size_t k = 0; k < res.n_records; k++) {
+			ASSERT_EQ(res.records[k].seq, cursor + k);
+			char want[64];
+			ASSERT_OK(strfmt(want, sizeof(want), "line %" PRIu64, cursor + k));
+			ASSERT_STREQ(res.records[k].data, want);
+		}
+		cursor = res.next_cursor;
+		log_read_result_done(&res);
+	}
+	Recs rs = read_all(svc, cursor, NULL, 1000);
+	ASSERT_EQ(cursor + rs.n, 20001);
+	recs_done(&rs);
+	ASSERT_OK(logstore_sync(svc));
+	LogServiceStats st;
+	logstore_stats(svc, &st);
+	ASSERT_TRUE(st.n_files > 40);
+	logstore_free(s);
+}
+
 TEST(reopen_continues_sequence)
 {
 	LogStore *s = store_new(NULL);
