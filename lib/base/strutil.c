@@ -84,6 +84,64 @@ char *strstrip(char *s)
 	return s;
 }
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_sequence_length(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	uint32_t cp;
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		len = 4;
+		cp = c & 0x07;
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	static const uint32_t min_for_len[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (cp < min_for_len[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+int utf8_sanitize(const char *str, size_t n, Buf *out)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	int replaced = 0, r;
+	size_t i = 0, run = 0; /* run: valid bytes not yet copied, starting at i - run */
+	while (i < n) {
+		size_t len = s[i] ? utf8_sequence_length(s + i, n - i) : 0;
+		if (len > 0) {
+			i += len;
+			run += len;
+			continue;
+		}
+		r = buf_append(out, s + i - run, run);
+		if (r < 0)
+			return r;
+		r = buf_append(out, "\xef\xbf\xbd", 3);
+		if (r < 0)
+			return r;
+		run = 0;
+		i++;
+		replaced = 1;
+	}
+	r = buf_append(out, s + n - run, run);
+	return r < 0 ? r : replaced;
+}
+
 bool utf8_is_valid(const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;

@@ -44,6 +44,11 @@ char *strstrip(char *s);
 /* Valid UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF) in exactly n bytes. */
 bool utf8_is_valid(const char *s, size_t n) _pure_;
 
+/* Append s[0..n) to out as valid UTF-8 without NUL bytes: every invalid sequence and every
+ * NUL becomes U+FFFD. Returns 1 if something was replaced, 0 if not, or the Buf's -errno. */
+struct Buf;
+int utf8_sanitize(const char *s, size_t n, struct Buf *out);
+
 /* Shell-safe single-quoted copy of s ('a'\''b'). NULL on ENOMEM. */
 char *shell_quote(const char *s);
 

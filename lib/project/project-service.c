@@ -106,8 +106,7 @@ static int key_env(TomlCtx *c, Service *s, const char *key, const TomlValue *v, 
 					   "invalid environment variable name \"%s\"", name);
 			continue;
 		}
-		/* Numbers and booleans are what people mean as text; everything else is a mistake.
-		 */
+		/* Numbers and booleans are what people mean as text; the rest is a mistake. */
 		switch (toml_type(e)) {
 		case TOML_STRING:
 			if (value_string(c, name, e, true, &value) < 0) {
@@ -116,19 +115,17 @@ static int key_env(TomlCtx *c, Service *s, const char *key, const TomlValue *v, 
 			}
 			break;
 		case TOML_INTEGER:
-			owned = strdupf("%" PRId64, toml_integer(e));
+			value = owned = strdupf("%" PRId64, toml_integer(e));
+			if (!owned)
+				return -ENOMEM;
 			break;
 		case TOML_BOOL:
-			owned = strdup(toml_bool(e) ? "true" : "false");
+			value = toml_bool(e) ? "true" : "false";
 			break;
 		default:
 			result = ctx_type_error(c, name, e, "a string", "quote the value");
 			continue;
 		}
-		if (owned)
-			value = owned;
-		else if (toml_type(e) != TOML_STRING)
-			return -ENOMEM;
 
 		for (const char *const *k = injected_keys; *k; k++)
 			if (streq(name, *k))

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "buf.h"
 #include "strutil.h"
 #include "test.h"
 
@@ -38,6 +39,17 @@ TEST(utf8_validation)
 	ASSERT_FALSE(utf8_is_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	ASSERT_FALSE(utf8_is_valid("\xe2\x82", 2));         /* truncated */
 	ASSERT_FALSE(utf8_is_valid("\x80", 1));
+}
+
+TEST(utf8_sanitize_replaces)
+{
+	_cleanup_buf_ Buf b = BUF_INIT(0);
+	ASSERT_EQ(utf8_sanitize("ok \xc3\xa9", 5, &b), 0);
+	ASSERT_STREQ(b.data, "ok \xc3\xa9");
+	buf_clear(&b);
+	ASSERT_EQ(utf8_sanitize("a\xff" "b\0c\xe2\x82", 7, &b), 1);
+	ASSERT_STREQ(b.data, "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd");
+	ASSERT_TRUE(utf8_is_valid(b.data, b.len));
 }
 
 TEST(shell_quote_roundtrip)

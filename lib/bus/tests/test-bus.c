@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -146,6 +147,8 @@ static pid_t fork_server(const char *name, uint64_t call_timeout_ms)
 	pid_t pid = fork();
 	ASSERT_TRUE(pid >= 0);
 	if (pid == 0) {
+		/* A failing test must not leave its server behind. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(p[0]);
 		child_server_main(p[1], dir, name, call_timeout_ms);
 	}
@@ -177,6 +180,7 @@ static pid_t spawn_test_server(const char *name)
 	pid_t pid = fork();
 	ASSERT_TRUE(pid >= 0);
 	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(p[1], STDOUT_FILENO);
 		execl(BUS_TEST_SERVER, BUS_TEST_SERVER, "--runtime-dir", test_tmpdir(), "--name", name,
 		      (char *)NULL);

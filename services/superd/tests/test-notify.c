@@ -294,13 +294,15 @@ TEST(cgroup_scope)
 }
 
 /* A C sender: child of ours in its own session; sends, optionally with an fd attached. */
-static pid_t c_sender(const char *address, const char *text, bool pass_fd, int hold_fd)
+static pid_t c_sender(const char *address, const char *text, bool pass_fd, const int *hold)
 {
 	pid_t pid = fork();
 	ASSERT_TRUE(pid >= 0);
 	if (pid > 0)
 		return pid;
 	setsid();
+	if (hold)
+		close(hold[1]);
 	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t n = strlen(address);
@@ -330,10 +332,10 @@ static pid_t c_sender(const char *address, const char *text, bool pass_fd, int h
 	}
 	if (sendmsg(s, &mh, 0) < 0)
 		_exit(2);
-	if (hold_fd >= 0) {
+	if (hold) {
 		/* Stay alive until the test closes its end. */
 		char c;
-		while (read(hold_fd, &c, 1) < 0 && errno == EINTR)
+		while (read(hold[0], &c, 1) < 0 && errno == EINTR)
 			;
 	}
 	_exit(0);
@@ -360,7 +362,7 @@ TEST(c_sender_and_passed_fds_closed)
 	int hold[2];
 	ASSERT_OK(pipe2(hold, O_CLOEXEC));
 	int before = count_fds();
-	pid_t pid = c_sender(notify_socket_address(ns), "READY=1\nFDSTORE=1", true, hold[0]);
+	pid_t pid = c_sender(notify_socket_address(ns), "READY=1\nFDSTORE=1", true, hold);
 	ASSERT_OK(notify_socket_set_scope(ns, pid, NULL));
 	env_wait(&e, &r, 1);
 	ASSERT_STREQ(r.rejected[0], "");
@@ -390,7 +392,7 @@ TEST(sender_gone_is_accepted_and_marked)
 	ASSERT_OK(notify_socket_set_scope(ns, service.pid, NULL));
 
 	/* `systemd-notify --ready` style: send and exit; reaped before we read the message. */
-	pid_t pid = c_sender(notify_socket_address(ns), "READY=1", false, -1);
+	pid_t pid = c_sender(notify_socket_address(ns), "READY=1", false, NULL);
 	int status;
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_EQ(status, 0);
@@ -415,7 +417,7 @@ TEST(oversized_message_rejected)
 	memset(big, 'x', 5999);
 	memcpy(big, "STATUS=", 7);
 	big[5999] = 0;
-	pid_t pid = c_sender(notify_socket_address(ns), big, false, -1);
+	pid_t pid = c_sender(notify_socket_address(ns), big, false, NULL);
 	ASSERT_OK(notify_socket_set_scope(ns, pid, NULL));
 	env_wait(&e, &r, 1);
 	ASSERT_STRCONTAINS(r.rejected[0], "longer than 4096");
