@@ -20,17 +20,16 @@
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define STRLEN(x) (sizeof("" x "") - 1)
 
-#define MIN(a, b)                                                                                  \
+/* MIN/MAX evaluate each argument once; __COUNTER__ gives every expansion its own
+ * temporaries, so MIN(MIN(a, b), c) does not shadow. */
+#define MIN(a, b) MINMAX_IMPL_(a, b, <, __COUNTER__)
+#define MAX(a, b) MINMAX_IMPL_(a, b, >, __COUNTER__)
+#define MINMAX_IMPL_(a, b, op, n) MINMAX_IMPL2_(a, b, op, n)
+#define MINMAX_IMPL2_(a, b, op, n)                                                                 \
 	({                                                                                         \
-		__typeof__(a) _a = (a);                                                            \
-		__typeof__(b) _b = (b);                                                            \
-		_a < _b ? _a : _b;                                                                 \
-	})
-#define MAX(a, b)                                                                                  \
-	({                                                                                         \
-		__typeof__(a) _a = (a);                                                            \
-		__typeof__(b) _b = (b);                                                            \
-		_a > _b ? _a : _b;                                                                 \
+		__typeof__(a) a_##n = (a);                                                         \
+		__typeof__(b) b_##n = (b);                                                         \
+		a_##n op b_##n ? a_##n : b_##n;                                                    \
 	})
 
 /* Hand ownership of a pointer/fd to someone else: returns the value, leaves NULL/-1 behind. */
