@@ -69,7 +69,7 @@ void bus_frames_take_prefix(BusFrames *dst, BusFrames *src, size_t k)
 bool bus_frames_equal(zmq_msg_t *a, zmq_msg_t *b)
 {
 	size_t n = zmq_msg_size(a);
-	return n == zmq_msg_size(b) && memcmp(zmq_msg_data(a), zmq_msg_data(b), n) == 0;
+	return n == zmq_msg_size(b) && (n == 0 || memcmp(zmq_msg_data(a), zmq_msg_data(b), n) == 0);
 }
 
 uint32_t bus_client_tag(void)

@@ -49,6 +49,7 @@ struct BusServer {
 	bool own_ctx;
 	void *rpc, *pub;
 	LoopZmq *rpc_source;
+	LoopZmq *pub_source;
 	LoopTimer *sweep;
 
 	char *name, *rpc_path, *events_path;
@@ -519,6 +520,11 @@ static void on_rpc(LoopZmq *z, void *socket, void *userdata)
 
 /* ---- Server ---- */
 
+static void on_pub(LoopZmq *z, void *socket, void *userdata)
+{
+	/* A PUB socket never has POLLIN: not called. */
+}
+
 static int setsockopt_int(void *socket, int option, int value)
 {
 	return zmq_setsockopt(socket, option, &value, sizeof(value)) < 0 ? negative_errno() : 0;
@@ -607,6 +613,12 @@ int bus_server_new(Loop *loop, void *zmq_ctx, const char *runtime_dir, const cha
 	r = loop_zmq_new(loop, s->rpc, on_rpc, s, &s->rpc_source);
 	if (r < 0)
 		return r;
+	/* PUB has nothing to read, but watching it makes libzmq process its commands
+	 * (new subscriptions, a subscriber's queue draining) when they come, not only at
+	 * the next publish, whose event a still-"full" queue would drop. */
+	r = loop_zmq_new(loop, s->pub, on_pub, s, &s->pub_source);
+	if (r < 0)
+		return r;
 	r = loop_timer_new(loop, 1000, 1000, on_sweep, s, &s->sweep);
 	if (r < 0)
 		return r;
@@ -638,6 +650,7 @@ BusServer *bus_server_free(BusServer *s)
 	}
 
 	loop_zmq_free(s->rpc_source);
+	loop_zmq_free(s->pub_source);
 	loop_timer_free(s->sweep);
 	if (s->rpc) {
 		zmq_close(s->rpc);

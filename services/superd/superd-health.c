@@ -403,7 +403,7 @@ static void http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread == UV_EOF)
 		(void)strfmt(why, sizeof(why), "GET %s: connection closed before a status line", p->path);
 	else
-		(void)strfmt(why, sizeof(why), "GET %s: %s", p->path, uv_strerror((int)nread));
+		(void)strfmt(why, sizeof(why), "GET %s: %s", p->path, strerror((int)-nread));
 	net_finish(a, false, why);
 }
 
@@ -414,7 +414,7 @@ static void http_written(uv_write_t *req, int status)
 		return;
 	char why[256];
 	(void)strfmt(why, sizeof(why), "GET %s: sending the request: %s", a->probe->path,
-		     uv_strerror(status));
+		     strerror(-status));
 	net_finish(a, false, why);
 }
 
@@ -431,7 +431,7 @@ static void net_connected(uv_connect_t *req, int status)
 		if (a->family == AF_INET && status == UV_ECONNREFUSED) {
 			/* Maybe it listens on ::1 only. */
 			char v4_error[128];
-			(void)strfmt(v4_error, sizeof(v4_error), "connect %s: %s", addr, uv_strerror(status));
+			(void)strfmt(v4_error, sizeof(v4_error), "connect %s: %s", addr, strerror(-status));
 			net_release(a);
 			int r = net_start(p, AF_INET6, v4_error);
 			if (r < 0)
@@ -441,7 +441,7 @@ static void net_connected(uv_connect_t *req, int status)
 		if (a->family == AF_INET6 && a->v4_error[0])
 			(void)strscpy(why, sizeof(why), a->v4_error);
 		else
-			(void)strfmt(why, sizeof(why), "connect %s: %s", addr, uv_strerror(status));
+			(void)strfmt(why, sizeof(why), "connect %s: %s", addr, strerror(-status));
 		if (p->kind == HEALTH_KIND_HTTP) {
 			char inner[256];
 			(void)strscpy(inner, sizeof(inner), why);
@@ -463,7 +463,7 @@ static void net_connected(uv_connect_t *req, int status)
 	if (r >= 0)
 		r = uv_read_start((uv_stream_t *)&a->tcp, http_alloc, http_read);
 	if (r < 0) {
-		(void)strfmt(why, sizeof(why), "GET %s: %s", p->path, uv_strerror(r));
+		(void)strfmt(why, sizeof(why), "GET %s: %s", p->path, strerror(-r));
 		net_finish(a, false, why);
 	}
 }
