@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The service keys that are a string or a table: health_check, restart, build. */
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 
 #include "project-toml.h"
 #include "strutil.h"
 
 static const char *const health_check_keys[] = {
-	"type", "path", "interval", "timeout", "command", "retries", "start_period", NULL,
+	"type",	   "path",	     "interval", "timeout",	   "command",
+	"retries", "start_period", "liveness", "start_timeout", "ready_log_line", NULL,
 };
 
 static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
@@ -27,7 +29,7 @@ static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 			const char *near = diag_suggest(name, health_check_type_names());
 			_cleanup_free_ char *hint =
 			    near ? strdupf("did you mean \"%s\"?", near)
-				 : strdup("use \"http\", \"tcp\", \"command\" or \"notify\"");
+				 : strdup("use \"http\", \"tcp\", \"command\", \"notify\" or \"log\"");
 			return ctx_error(c, pos_of(t), hint, "unknown health_check type \"%s\"",
 					 name);
 		}
@@ -36,9 +38,11 @@ static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 		h->type = HEALTH_CHECK_COMMAND; /* unambiguous, so no need to insist on type */
 	else if (toml_table_get(v, "path", NULL))
 		h->type = HEALTH_CHECK_HTTP;
+	else if (toml_table_get(v, "ready_log_line", NULL))
+		h->type = HEALTH_CHECK_LOG;
 	else
 		return ctx_error(c, pos_of(v),
-				 "add type = \"http\", \"tcp\", \"command\" or \"notify\"",
+				 "add type = \"http\", \"tcp\", \"command\", \"notify\" or \"log\"",
 				 "health_check of service \"%s\" has no type", s->name);
 
 	int result = 0;
@@ -84,6 +88,24 @@ static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 			r = value_duration(c, key, e, false, &h->timeout_ms);
 		else if (streq(key, "start_period"))
 			r = value_duration(c, key, e, true, &h->start_period_ms);
+		else if (streq(key, "start_timeout"))
+			r = value_duration(c, key, e, false, &h->start_timeout_ms);
+		else if (streq(key, "liveness")) {
+			if (toml_type(e) != TOML_BOOL)
+				r = ctx_type_error(c, key, e, "true or false", NULL);
+			else
+				h->liveness = toml_bool(e);
+		} else if (streq(key, "ready_log_line")) {
+			if (h->type != HEALTH_CHECK_LOG) {
+				ctx_warning(c, pos_from_toml(kpos), NULL,
+					    "\"ready_log_line\" has no effect on a %s health check",
+					    health_check_type_to_string(h->type));
+				continue;
+			}
+			r = value_ready_log_line(c, key, e, &h->ready_log_line);
+			if (r == -ENOMEM)
+				return r;
+		}
 		else if (streq(key, "retries")) {
 			r = value_uint(c, key, e, 1, 1000, &n);
 			if (r >= 0)
@@ -94,10 +116,35 @@ static int health_check_table(TomlCtx *c, Service *s, const TomlValue *v)
 			result = r;
 	}
 
+	if (h->type == HEALTH_CHECK_LOG && !h->ready_log_line && result >= 0)
+		return ctx_error(c, pos_of(v),
+				 "add ready_log_line = \"listening on\" (a regular expression)",
+				 "health_check of type \"log\" needs ready_log_line");
 	if (h->type == HEALTH_CHECK_COMMAND && !h->command && result >= 0)
 		return ctx_error(c, pos_of(v), "add command = \"…\" (it succeeds when it exits 0)",
 				 "health_check of type \"command\" needs a command");
 	return result;
+}
+
+int value_ready_log_line(TomlCtx *c, const char *key, const TomlValue *v, char **ret)
+{
+	const char *str;
+	int r = value_string(c, key, v, false, &str);
+	if (r < 0)
+		return r;
+	/* Checked here so a typo is a config error with a position, not a start failure. */
+	regex_t re;
+	int rc = regcomp(&re, str, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0) {
+		char why[128];
+		regerror(rc, &re, why, sizeof(why));
+		return ctx_error(c, pos_of(v), "it is a POSIX extended regular expression",
+				 "ready_log_line \"%s\": %s", str, why);
+	}
+	regfree(&re);
+	free(*ret);
+	*ret = strdup(str);
+	return *ret ? 0 : -ENOMEM;
 }
 
 int service_parse_health_check(TomlCtx *c, Service *s, const char *key, const TomlValue *v)

@@ -200,6 +200,29 @@ static int key_stop_timeout(TomlCtx *c, Service *s, const char *key, const TomlV
 	return value_duration(c, key, v, true, &s->stop_timeout_ms);
 }
 
+static int key_pty(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
+{
+	if (toml_type(v) != TOML_BOOL)
+		return ctx_type_error(c, key, v, "true or false", NULL);
+	s->pty = toml_bool(v);
+	return 0;
+}
+
+/* Service-level shorthand (process-compose's spelling) for a log health check. */
+static int key_ready_log_line(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
+			      Scratch *x)
+{
+	HealthCheck *h = &s->health_check;
+	if (h->type != HEALTH_CHECK_AUTO && h->type != HEALTH_CHECK_LOG)
+		return ctx_error(c, pos_of(v), "keep one of them",
+				 "ready_log_line and a %s health_check both say when \"%s\" is ready",
+				 health_check_type_to_string(h->type), s->name);
+	int r = value_ready_log_line(c, key, v, &h->ready_log_line);
+	if (r >= 0)
+		h->type = HEALTH_CHECK_LOG;
+	return r;
+}
+
 static int key_health_check(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
 {
 	return service_parse_health_check(c, s, key, v);
@@ -274,6 +297,8 @@ static const ServiceKey service_keys[] = {
 	KEY(container_port, key_container_port, T(SERVICE_CONTAINER) | T(SERVICE_EXEC)),
 	KEY(path, key_path, T(SERVICE_SITE)),
 	KEY(version, key_version, T(SERVICE_POSTGRES)),
+	KEY(pty, key_pty, T_PROCESS),
+	KEY(ready_log_line, key_ready_log_line, T_PROCESS),
 };
 
 static const ServiceKey *service_key_find(const char *key)

@@ -34,6 +34,8 @@ int ctx_error(TomlCtx *c, SourcePos pos, const char *hint, const char *fmt, ...)
 void ctx_warning(TomlCtx *c, SourcePos pos, const char *hint, const char *fmt, ...) _printf_(4, 5);
 
 /* "expected <what> for "<key>", got <type>" with a hint; returns -EINVAL. */
+/* ready_log_line: a string that compiles as a POSIX extended regex; replaces *ret. */
+int value_ready_log_line(TomlCtx *c, const char *key, const TomlValue *v, char **ret);
 int ctx_type_error(TomlCtx *c, const char *key, const TomlValue *v, const char *what,
 		   const char *hint);
 

@@ -19,7 +19,7 @@ static const char *const service_type_table[_SERVICE_TYPE_MAX + 1] = {
 static const char *const health_check_type_table[_HEALTH_CHECK_TYPE_MAX + 1] = {
 	[HEALTH_CHECK_AUTO] = "auto",     [HEALTH_CHECK_HTTP] = "http",
 	[HEALTH_CHECK_TCP] = "tcp",       [HEALTH_CHECK_COMMAND] = "command",
-	[HEALTH_CHECK_NOTIFY] = "notify",
+	[HEALTH_CHECK_NOTIFY] = "notify", [HEALTH_CHECK_LOG] = "log",
 };
 
 static const char *const restart_policy_table[_RESTART_POLICY_MAX + 1] = {
@@ -147,6 +147,7 @@ static void service_done(Service *s)
 	free(s->depends_on_pos);
 	free(s->health_check.command);
 	free(s->health_check.path);
+	free(s->health_check.ready_log_line);
 	free(s->build.command);
 	free(s->build.builder);
 	strv_free(s->build.buildpacks);
@@ -208,6 +209,7 @@ Service *project_add_service(Project *p, const char *name, SourcePos pos)
 			.interval_ms = 1000,
 			.timeout_ms = 1000,
 			.retries = 3,
+			.start_timeout_ms = 60000,
 		},
 		.stop_signal = SIGTERM,
 		.stop_timeout_ms = 5000,

@@ -61,6 +61,7 @@ typedef enum HealthCheckType {
 	HEALTH_CHECK_TCP,  /* connect to 127.0.0.1:<port> succeeds */
 	HEALTH_CHECK_COMMAND, /* `sh -c <command>` in the service's workdir exits 0 */
 	HEALTH_CHECK_NOTIFY,  /* the service sends READY=1 on $NOTIFY_SOCKET */
+	HEALTH_CHECK_LOG,     /* an output line matches ready_log_line (POSIX extended regex) */
 	_HEALTH_CHECK_TYPE_MAX,
 	_HEALTH_CHECK_TYPE_INVALID = -EINVAL,
 } HealthCheckType;
@@ -102,6 +103,9 @@ typedef struct HealthCheck {
 	uint32_t
 	    retries; /* consecutive failures that make a healthy service unhealthy; default 3 */
 	uint64_t start_period_ms; /* failures in this window after start do not count; default 0 */
+	uint64_t start_timeout_ms; /* not ready by then: the start failed; default 60000 */
+	bool liveness;            /* keep checking once ready; unhealthy → restart per policy */
+	char *ready_log_line;     /* LOG */
 	SourcePos pos;            /* of the health_check value */
 } HealthCheck;
 
@@ -124,7 +128,7 @@ typedef struct BuildConfig {
 typedef struct ServicePositions {
 	SourcePos name; /* the key that names the service: `[services.web]` or `web:` */
 	SourcePos type, command, args, workdir, port, env, depends_on, health_check, stop_signal,
-	    stop_timeout, restart, build, image, container_port, path, version;
+	    stop_timeout, restart, build, image, container_port, path, version, pty, ready_log_line;
 } ServicePositions;
 
 typedef struct Service {
@@ -155,6 +159,7 @@ typedef struct Service {
 	uint16_t container_port; /* container; 0 = unset */
 	char *path;              /* site: the directory served, absolute */
 	char *version;           /* postgres; default "15" */
+	bool pty;                /* run on a pseudo-terminal (tools keep their colours) */
 	char *host;              /* name the proxy serves it under; NULL for workers */
 	ServicePositions pos;
 } Service;

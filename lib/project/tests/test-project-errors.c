@@ -344,3 +344,98 @@ TEST(nul_in_values_and_keys)
 	ASSERT_DIAG(&d, DIAG_ERROR, 4, 11, "\"command\" contains a NUL character");
 	ASSERT_DIAG(&d, DIAG_ERROR, 5, 1, "contains a NUL character");
 }
+
+TEST(health_check_type_inferred_and_stray_keys)
+{
+	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
+	_cleanup_(project_freep) Project *p = NULL;
+	ASSERT_OK(load_toml(HEADER
+			    "[services.a]\ncommand = \"x\"\nhealth_check = { command = \"true\" }\n"
+			    "[services.b]\ncommand = \"x\"\nhealth_check = { path = \"/up\" }\n"
+			    "[services.c]\ncommand = \"x\"\n"
+			    "health_check = { type = \"tcp\", path = \"/\", command = \"y\" }\n",
+			    &p, &d));
+	ASSERT_EQ(d.n_errors, 0);
+	ASSERT_EQ(p->services[0].health_check.type, HEALTH_CHECK_COMMAND);
+	ASSERT_STREQ(p->services[0].health_check.command, "true");
+	ASSERT_EQ(p->services[1].health_check.type, HEALTH_CHECK_HTTP);
+	ASSERT_STREQ(p->services[1].health_check.path, "/up");
+	ASSERT_DIAG(&d, DIAG_WARNING, 11, 32, "\"path\" has no effect on a tcp health check");
+	ASSERT_DIAG(&d, DIAG_WARNING, 11, 44, "\"command\" has no effect on a tcp health check");
+	ASSERT_NULL(p->services[2].health_check.path);
+}
+
+TEST(structural_errors)
+{
+	_cleanup_diag_list_ DiagList d1 = DIAG_LIST_INIT, d2 = DIAG_LIST_INIT, d3 = DIAG_LIST_INIT;
+	load_bad("project = \"shop\"\n", &d1);
+	ASSERT_DIAG(&d1, DIAG_ERROR, 1, 11, "expected a table for \"project\", got string");
+
+	load_bad("services = [\"web\"]\n" HEADER, &d2);
+	ASSERT_DIAG(&d2, DIAG_ERROR, 1, 12, "expected a table for \"services\", got array");
+
+	load_bad(HEADER "[services]\nweb = \"python3 -m http.server\"\n"
+			"[services.api]\ncommand = \"x\"\nrestart = 3\n",
+		 &d3);
+	const Diag *x =
+	    ASSERT_DIAG(&d3, DIAG_ERROR, 4, 7, "expected a table for service \"web\", got string");
+	ASSERT_STRCONTAINS(x->hint, "[services.web]");
+	ASSERT_DIAG(&d3, DIAG_ERROR, 7, 11,
+		    "expected \"no\", \"on-failure\" or \"always\" for \"restart\"");
+}
+
+TEST(too_many_services)
+{
+	Buf b = BUF_INIT(0);
+	buf_append_str(&b, HEADER "[services]\n");
+	for (unsigned i = 0; i < PROJECT_SERVICES_MAX + 3; i++)
+		buf_printf(&b, "s%u.command = \"x\"\n", i);
+	_cleanup_free_ char *toml = buf_steal(&b, NULL);
+	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
+	load_bad(toml, &d);
+	ASSERT_DIAG(&d, DIAG_ERROR, 3, 1, "515 services, more than the 512 allowed");
+	ASSERT_EQ(d.n_errors, 1);
+}
+
+TEST(superd_keys_pty_liveness_log)
+{
+	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
+	_cleanup_(project_freep) Project *p = NULL;
+	ASSERT_OK(load_toml(HEADER "[services.web]\ncommand = \"x\"\npty = true\n"
+			    "health_check = { type = \"http\", path = \"/up\", liveness = true, "
+			    "start_timeout = \"90s\" }\n"
+			    "[services.db]\ncommand = \"y\"\nready_log_line = \"ready to accept\"\n"
+			    "[services.q]\ncommand = \"z\"\nhealth_check = { ready_log_line = \"^up$\" }\n",
+			    &p, &d));
+	const Service *web = project_find_service(p, "web");
+	ASSERT_TRUE(web->pty);
+	ASSERT_TRUE(web->health_check.liveness);
+	ASSERT_EQ(web->health_check.start_timeout_ms, 90000);
+	const Service *db = project_find_service(p, "db");
+	ASSERT_FALSE(db->pty);
+	ASSERT_EQ(db->health_check.type, HEALTH_CHECK_LOG);
+	ASSERT_STREQ(db->health_check.ready_log_line, "ready to accept");
+	ASSERT_EQ(db->health_check.start_timeout_ms, 60000);
+	const Service *q = project_find_service(p, "q");
+	ASSERT_EQ(q->health_check.type, HEALTH_CHECK_LOG);
+	ASSERT_STREQ(q->health_check.ready_log_line, "^up$");
+}
+
+TEST(superd_keys_errors)
+{
+	_cleanup_diag_list_ DiagList d1 = DIAG_LIST_INIT, d2 = DIAG_LIST_INIT, d3 = DIAG_LIST_INIT,
+				     d4 = DIAG_LIST_INIT;
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\nready_log_line = \"(unclosed\"\n", &d1);
+	ASSERT_DIAG(&d1, DIAG_ERROR, 5, 18, "ready_log_line \"(unclosed\"");
+
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\npty = \"yes\"\n", &d2);
+	ASSERT_DIAG(&d2, DIAG_ERROR, 5, 7, "expected true or false for \"pty\"");
+
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\nhealth_check = { type = \"log\" }\n", &d3);
+	ASSERT_DIAG(&d3, DIAG_ERROR, 5, 16, "needs ready_log_line");
+
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\nhealth_check = \"true\"\n"
+			"ready_log_line = \"up\"\n",
+		 &d4);
+	ASSERT_DIAG(&d4, DIAG_ERROR, 6, 18, "both say when \"web\" is ready");
+}
