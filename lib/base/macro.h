@@ -22,6 +22,8 @@
 
 /* MIN/MAX evaluate each argument once; __COUNTER__ gives every expansion its own
  * temporaries, so MIN(MIN(a, b), c) does not shadow. */
+#undef MIN /* <sys/param.h> (pulled in by <uv.h>) has its own */
+#undef MAX
 #define MIN(a, b) MINMAX_IMPL_(a, b, <, __COUNTER__)
 #define MAX(a, b) MINMAX_IMPL_(a, b, >, __COUNTER__)
 #define MINMAX_IMPL_(a, b, op, n) MINMAX_IMPL2_(a, b, op, n)

@@ -36,7 +36,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusClient *, bus_client_free);
  *   -EBADMSG      the reply to this call could not be decoded
  *   -ENOMEM, other -errno from ZeroMQ
  */
-int bus_client_call(BusClient *client, BusRequest *request, uint64_t timeout_ms, BusReply **ret_reply);
+int bus_client_call(BusClient *client, BusRequest *request, uint64_t timeout_ms,
+		    BusReply **ret_reply);
 /* Replies dropped because no call of ours was waiting for them (late or foreign). */
 uint64_t bus_client_get_dropped(BusClient *client);
 
@@ -52,7 +53,8 @@ typedef struct BusAsyncClient BusAsyncClient;
  * reply to this call did not decode), -ECANCELED (client freed). The client may be
  * freed from the callback.
  */
-typedef void (*BusReplyFunc)(BusAsyncClient *client, int error, const BusReply *reply, void *userdata);
+typedef void (*BusReplyFunc)(BusAsyncClient *client, int error, const BusReply *reply,
+			     void *userdata);
 
 int bus_async_client_new(Loop *loop, void *zmq_ctx, const char *endpoint, BusAsyncClient **ret);
 /* Pending callbacks run with -ECANCELED before it returns. Accepts NULL. */
@@ -63,6 +65,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusAsyncClient *, bus_async_client_free);
  * Start a call. On success the callback will run (never from inside this function).
  * On failure it will not: -ECONNREFUSED (nothing listens), -EBUSY (BUS_ASYNC_PENDING_MAX
  * calls pending), -E2BIG, -ENOMEM, -EAGAIN (queue to the daemon full).
+ * timeout_ms 0: no time-out (the call ends with a reply or when the client is freed).
  * The request is not kept; fields are filled in as for bus_client_call().
  */
 int bus_async_client_call(BusAsyncClient *client, BusRequest *request, uint64_t timeout_ms,

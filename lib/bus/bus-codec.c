@@ -46,7 +46,8 @@ static void free_cb(void *data, void *p)
 	free(p);
 }
 
-#define ALLOCATOR(st) ((ProtobufCAllocator){ .alloc = alloc_cb, .free = free_cb, .allocator_data = (st) })
+#define ALLOCATOR(st)                                                                              \
+	((ProtobufCAllocator){ .alloc = alloc_cb, .free = free_cb, .allocator_data = (st) })
 
 /* ---- Errors ---- */
 
@@ -58,7 +59,11 @@ static void text_copy(char *dst, size_t size, const char *src)
 
 	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)src[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		size_t len = c < 0x80             ? 1
+			     : (c & 0xe0) == 0xc0 ? 2
+			     : (c & 0xf0) == 0xe0 ? 3
+			     : (c & 0xf8) == 0xf0 ? 4
+						  : 0;
 		if (len == 0 || i + len > n || !utf8_is_valid(src + i, len)) {
 			if (o + 1 >= size)
 				break;
@@ -99,7 +104,7 @@ void bus_error_set(BusError *e, BusErrorCode code, const char *hint, const char 
 const char *bus_error_code_to_string(BusErrorCode code)
 {
 	const ProtobufCEnumValue *v =
-		protobuf_c_enum_descriptor_get_value(&locald__v1__error__code__descriptor, (int)code);
+	    protobuf_c_enum_descriptor_get_value(&locald__v1__error__code__descriptor, (int)code);
 	return v ? v->name : "CODE_UNSPECIFIED";
 }
 
@@ -174,7 +179,8 @@ bool bus_request_id_is_valid(const char *id)
 	if (!id)
 		return false;
 	for (; id[n]; n++)
-		if ((unsigned char)id[n] < 0x20 || (unsigned char)id[n] > 0x7e || n >= BUS_REQUEST_ID_MAX)
+		if ((unsigned char)id[n] < 0x20 || (unsigned char)id[n] > 0x7e ||
+		    n >= BUS_REQUEST_ID_MAX)
 			return false;
 	return n > 0;
 }
@@ -187,7 +193,8 @@ static void recover_request_id(const void *data, size_t size, uint32_t field, Bu
 	size_t n;
 
 	e->request_id[0] = 0;
-	if (field == 0 || bus_wire_find_bytes(data, size, field, &p, &n) < 0 || n == 0 || n > BUS_REQUEST_ID_MAX)
+	if (field == 0 || bus_wire_find_bytes(data, size, field, &p, &n) < 0 || n == 0 ||
+	    n > BUS_REQUEST_ID_MAX)
 		return;
 	memcpy(e->request_id, p, n);
 	e->request_id[n] = 0;
@@ -198,21 +205,24 @@ static void recover_request_id(const void *data, size_t size, uint32_t field, Bu
 /* ---- Decoding ---- */
 
 static const char hint_framing[] =
-	"send one serialized locald.v1.Request per frame (see proto/README.md)";
+    "send one serialized locald.v1.Request per frame (see proto/README.md)";
 
-static int check_size(size_t size, const char *what, uint32_t id_field, const void *data, BusError *e)
+static int check_size(size_t size, const char *what, uint32_t id_field, const void *data,
+		      BusError *e)
 {
 	if (size <= BUS_FRAME_MAX)
 		return 0;
 	recover_request_id(data, size, id_field, e);
 	bus_error_set(e, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT,
 		      "split the data over several calls, or ask for less (e.g. Logs.limit)",
-		      "%s frame of %zu bytes exceeds the limit of %zu bytes", what, size, BUS_FRAME_MAX);
+		      "%s frame of %zu bytes exceeds the limit of %zu bytes", what, size,
+		      BUS_FRAME_MAX);
 	return -E2BIG;
 }
 
-static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t size,
-				const char *what, uint32_t id_field, BusError *e, int *ret_error)
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, const void *data,
+				size_t size, const char *what, uint32_t id_field, BusError *e,
+				int *ret_error)
 {
 	AllocState st = {};
 	ProtobufCAllocator a = ALLOCATOR(&st);
@@ -264,15 +274,16 @@ int bus_request_decode(const void *data, size_t size, BusRequest **ret, BusError
 	r = check_size(size, "request", 2, data, e);
 	if (r < 0)
 		return r;
-	BusRequest *req = (BusRequest *)unpack(&locald__v1__request__descriptor, data, size,
-					       "Request", 2, e, &r);
+	BusRequest *req =
+	    (BusRequest *)unpack(&locald__v1__request__descriptor, data, size, "Request", 2, e, &r);
 	if (!req)
 		return r;
 
 	if (!bus_request_id_is_valid(req->request_id)) {
 		bus_error_set(e, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT,
 			      "set request_id to 1-128 printable ASCII characters, unique per call",
-			      isempty(req->request_id) ? "request_id is missing" : "request_id is invalid");
+			      isempty(req->request_id) ? "request_id is missing"
+						       : "request_id is invalid");
 		r = -EINVAL;
 		goto fail;
 	}
@@ -281,7 +292,8 @@ int bus_request_decode(const void *data, size_t size, BusRequest **ret, BusError
 	if (req->api_version != BUS_API_VERSION) {
 		bus_error_set(e, LOCALD__V1__ERROR__CODE__FAILED_PRECONDITION,
 			      "set api_version = 1 and use the .proto files of this locald release",
-			      "api_version %" PRIu32 " is not supported: this daemon speaks api_version %u",
+			      "api_version %" PRIu32
+			      " is not supported: this daemon speaks api_version %u",
 			      req->api_version, BUS_API_VERSION);
 		r = -EPROTONOSUPPORT;
 		goto fail;
@@ -329,7 +341,8 @@ int bus_reply_decode(const void *data, size_t size, BusReply **ret, BusError *re
 	r = check_size(size, "reply", 1, data, e);
 	if (r < 0)
 		return r;
-	BusReply *reply = (BusReply *)unpack(&locald__v1__reply__descriptor, data, size, "Reply", 1, e, &r);
+	BusReply *reply =
+	    (BusReply *)unpack(&locald__v1__reply__descriptor, data, size, "Reply", 1, e, &r);
 	if (!reply)
 		return r;
 	if (!isempty(reply->request_id)) {
@@ -365,13 +378,15 @@ int bus_event_decode(const void *topic, size_t topic_size, const void *data, siz
 
 	e->request_id[0] = 0;
 	if (!bus_topic_is_valid(topic, topic_size)) {
-		bus_error_set(e, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT, NULL, "invalid topic frame");
+		bus_error_set(e, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT, NULL,
+			      "invalid topic frame");
 		return -EBADMSG;
 	}
 	r = check_size(size, "event", 0, data, e);
 	if (r < 0)
 		return r;
-	BusEvent *ev = (BusEvent *)unpack(&locald__v1__event__descriptor, data, size, "Event", 0, e, &r);
+	BusEvent *ev =
+	    (BusEvent *)unpack(&locald__v1__event__descriptor, data, size, "Event", 0, e, &r);
 	if (!ev)
 		return r;
 	r = check_strings(&locald__v1__event__descriptor, data, size, "event", e);
@@ -418,7 +433,8 @@ static int pack(const ProtobufCMessage *m, void **ret, size_t *ret_size)
 
 int bus_request_encode(const BusRequest *request, void **ret, size_t *ret_size)
 {
-	if (!bus_request_id_is_valid(request->request_id) || request->api_version != BUS_API_VERSION)
+	if (!bus_request_id_is_valid(request->request_id) ||
+	    request->api_version != BUS_API_VERSION)
 		return -EINVAL;
 	return pack(&request->base, ret, ret_size);
 }
@@ -500,7 +516,7 @@ int bus_topic_family(const char *topic, char *ret, size_t size)
 
 const char *bus_call_case_to_string(BusCallCase call)
 {
-	const ProtobufCFieldDescriptor *f =
-		protobuf_c_message_descriptor_get_field(&locald__v1__request__descriptor, (unsigned)call);
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+	    &locald__v1__request__descriptor, (unsigned)call);
 	return f && f->id >= 10 ? f->name : NULL;
 }

@@ -55,9 +55,9 @@ typedef struct BusError {
 
 /* Set code, hint (may be NULL) and a formatted message; request_id is left alone. */
 void bus_error_set(BusError *e, BusErrorCode code, const char *hint, const char *fmt, ...)
-	_printf_(4, 5);
-void bus_error_setv(BusError *e, BusErrorCode code, const char *hint, const char *fmt,
-		    va_list ap) _printf_(4, 0);
+    _printf_(4, 5);
+void bus_error_setv(BusError *e, BusErrorCode code, const char *hint, const char *fmt, va_list ap)
+    _printf_(4, 0);
 /* "INVALID_ARGUMENT", ...; "CODE_UNSPECIFIED" for unknown values. */
 const char *bus_error_code_to_string(BusErrorCode code);
 /* -EINVAL → INVALID_ARGUMENT, -ENOENT → NOT_FOUND, ... ; anything else → INTERNAL. */

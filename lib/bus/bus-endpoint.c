@@ -45,7 +45,8 @@ int bus_socket_path(const char *runtime_dir, const char *daemon, BusSocketKind k
 	}
 	if (runtime_dir[0] != '/')
 		return -EINVAL;
-	char *p = strdupf("%s/%s.%s", runtime_dir, daemon, kind == BUS_SOCKET_RPC ? "rpc" : "events");
+	char *p =
+	    strdupf("%s/%s.%s", runtime_dir, daemon, kind == BUS_SOCKET_RPC ? "rpc" : "events");
 	if (!p)
 		return -ENOMEM;
 	if (strlen(p) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {

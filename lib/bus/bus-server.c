@@ -32,7 +32,7 @@ typedef struct Family {
 } Family;
 
 struct BusCall {
-	BusServer *server; /* NULL once answered or detached */
+	BusServer *server;    /* NULL once answered or detached */
 	BusCall *prev, *next; /* in server->deferred while deferred and unanswered */
 	BusFrames envelope;
 	BusRequest *request;
@@ -126,7 +126,8 @@ static int send_reply(BusServer *s, BusFrames *envelope, const char *request_id,
 	reply->request_id = (char *)request_id;
 	r = bus_reply_encode(reply, &data, &size);
 	if (r == -E2BIG) {
-		bus_error_set(&e, LOCALD__V1__ERROR__CODE__INTERNAL, "ask for less (e.g. Logs.limit)",
+		bus_error_set(&e, LOCALD__V1__ERROR__CODE__INTERNAL,
+			      "ask for less (e.g. Logs.limit)",
 			      "reply exceeds the frame limit of %zu bytes", BUS_FRAME_MAX);
 		send_error(s, envelope, request_id, &e);
 		return r;
@@ -136,8 +137,8 @@ static int send_reply(BusServer *s, BusFrames *envelope, const char *request_id,
 		r = -ENOMEM;
 	}
 	if (r < 0) {
-		bus_error_set(&e, bus_error_code_from_errno(r), "retry later", "cannot encode reply: %s",
-			      strerror(-r));
+		bus_error_set(&e, bus_error_code_from_errno(r), "retry later",
+			      "cannot encode reply: %s", strerror(-r));
 		send_error(s, envelope, request_id, &e);
 		return r;
 	}
@@ -211,7 +212,8 @@ BusCall *bus_call_defer(BusCall *c)
 	if (s->call_timeout_ms > 0) {
 		c->deadline = now_monotonic() + s->call_timeout_ms * USEC_PER_MSEC;
 		if (!loop_timer_is_armed(s->sweep)) {
-			uint64_t every = MIN(MAX(s->call_timeout_ms / 4, (uint64_t)10), (uint64_t)1000);
+			uint64_t every =
+			    MIN(MAX(s->call_timeout_ms / 4, (uint64_t)10), (uint64_t)1000);
 			(void)loop_timer_set(s->sweep, every, every);
 		}
 	}
@@ -237,8 +239,8 @@ int bus_call_reply(BusCall **call, BusReply *reply)
 	return r;
 }
 
-static int call_reply_errorv(BusCall **call, BusErrorCode code, const char *hint, const char *fmt,
-			     va_list ap)
+_printf_(4, 0) static int call_reply_errorv(BusCall **call, BusErrorCode code, const char *hint,
+					    const char *fmt, va_list ap)
 {
 	BusCall *c = *call;
 	BusError e = {};
@@ -323,7 +325,8 @@ static void on_sweep(LoopTimer *t, void *userdata)
 			continue;
 		BusError e = {};
 		bus_error_set(&e, LOCALD__V1__ERROR__CODE__UNAVAILABLE, "retry later",
-			      "%s did not answer within %" PRIu64 " ms", s->name, s->call_timeout_ms);
+			      "%s did not answer within %" PRIu64 " ms", s->name,
+			      s->call_timeout_ms);
 		call_answer_error(c, &e);
 		/* Still the handler's: it finishes the call (its reply gets -ESTALE). */
 	}
@@ -389,11 +392,12 @@ static void dispatch(BusServer *s, BusFrames *envelope, BusRequest **request)
 	const Handler *h = handler_find(s, req->call_case);
 	if (!h) {
 		const char *name = bus_call_case_to_string(req->call_case);
-		bus_error_set(&e, LOCALD__V1__ERROR__CODE__UNIMPLEMENTED,
-			      "check the daemon: Request fields 100-199 are superd's, 200-299 proxyd's, "
-			      "300-399 fsd's, 400-499 vmmd's, 500-599 buildd's",
-			      "%s does not implement %s (Request field %u)", s->name, strempty(name),
-			      (unsigned)req->call_case);
+		bus_error_set(
+		    &e, LOCALD__V1__ERROR__CODE__UNIMPLEMENTED,
+		    "check the daemon: Request fields 100-199 are superd's, 200-299 proxyd's, "
+		    "300-399 fsd's, 400-499 vmmd's, 500-599 buildd's",
+		    "%s does not implement %s (Request field %u)", s->name, strempty(name),
+		    (unsigned)req->call_case);
 		send_error(s, envelope, req->request_id, &e);
 		return;
 	}
@@ -415,7 +419,8 @@ static void dispatch(BusServer *s, BusFrames *envelope, BusRequest **request)
 
 	BusCall *c = calloc(1, sizeof(*c));
 	if (!c) {
-		bus_error_set(&e, LOCALD__V1__ERROR__CODE__UNAVAILABLE, "retry later", "out of memory");
+		bus_error_set(&e, LOCALD__V1__ERROR__CODE__UNAVAILABLE, "retry later",
+			      "out of memory");
 		send_error(s, envelope, req->request_id, &e);
 		return;
 	}
@@ -430,7 +435,8 @@ static void dispatch(BusServer *s, BusFrames *envelope, BusRequest **request)
 	if (!c->answered) {
 		if (r < 0) {
 			bus_error_set(&e, bus_error_code_from_errno(r), NULL, "%s failed: %s",
-				      strempty(bus_call_case_to_string(c->request->call_case)), strerror(-r));
+				      strempty(bus_call_case_to_string(c->request->call_case)),
+				      strerror(-r));
 			call_answer_error(c, &e);
 		} else if (!c->deferred) {
 			bus_error_set(&e, LOCALD__V1__ERROR__CODE__INTERNAL, NULL,
@@ -501,7 +507,8 @@ static void on_rpc(LoopZmq *z, void *socket, void *userdata)
 		bus_error_set(&e, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT,
 			      "send one frame holding a serialized locald.v1.Request (REQ adds an "
 			      "empty delimiter frame before it, which is fine)",
-			      "malformed message: %s", truncated ? "too many frames" : "the request must be one frame");
+			      "malformed message: %s",
+			      truncated ? "too many frames" : "the request must be one frame");
 		send_error(s, &envelope, "", &e);
 		return;
 	}
@@ -538,11 +545,13 @@ static int open_socket(BusServer *s, int type, const char *path, struct stat *re
 	if (!sock)
 		return negative_errno();
 	int64_t maxmsg = type == ZMQ_ROUTER ? (int64_t)BUS_TRANSPORT_MAX : (int64_t)PUB_MAXMSGSIZE;
-	r = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ? negative_errno() : 0;
+	r = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ? negative_errno()
+									      : 0;
 	if (r >= 0)
 		r = setsockopt_int(sock, ZMQ_LINGER, type == ZMQ_ROUTER ? RPC_CLOSE_LINGER_MS : 0);
 	if (r >= 0)
-		r = setsockopt_int(sock, ZMQ_SNDHWM, type == ZMQ_ROUTER ? BUS_RPC_HWM : BUS_EVENTS_HWM);
+		r = setsockopt_int(sock, ZMQ_SNDHWM,
+				   type == ZMQ_ROUTER ? BUS_RPC_HWM : BUS_EVENTS_HWM);
 	if (r >= 0 && type == ZMQ_ROUTER)
 		r = setsockopt_int(sock, ZMQ_RCVHWM, BUS_RPC_HWM);
 	if (r >= 0 && type == ZMQ_ROUTER)
@@ -561,7 +570,8 @@ static int open_socket(BusServer *s, int type, const char *path, struct stat *re
 	return 0;
 }
 
-int bus_server_new(Loop *loop, void *zmq_ctx, const char *runtime_dir, const char *name, BusServer **ret)
+int bus_server_new(Loop *loop, void *zmq_ctx, const char *runtime_dir, const char *name,
+		   BusServer **ret)
 {
 	_cleanup_free_ char *dir = NULL;
 	int r;
@@ -672,8 +682,9 @@ BusServer *bus_server_free(BusServer *s)
 
 int bus_server_add_handler(BusServer *s, BusCallCase call, BusHandler handler, void *userdata)
 {
-	if (call == LOCALD__V1__REQUEST__CALL_PING || call == LOCALD__V1__REQUEST__CALL_GET_VERSION ||
-	    !bus_call_case_to_string(call) || !handler)
+	if (call == LOCALD__V1__REQUEST__CALL_PING ||
+	    call == LOCALD__V1__REQUEST__CALL_GET_VERSION || !bus_call_case_to_string(call) ||
+	    !handler)
 		return -EINVAL;
 	Handler *h = (Handler *)handler_find(s, call);
 	if (!h) {

@@ -84,11 +84,11 @@ uint64_t bus_server_get_epoch(BusServer *server);
 bool bus_server_uid_filter_active(BusServer *server);
 
 typedef struct BusServerStats {
-	uint64_t requests;         /* frames received */
-	uint64_t errors;           /* error replies sent, any reason */
-	uint64_t replies_dropped;  /* peer gone or its queue full */
-	uint64_t foreign_dropped;  /* messages from another uid (only without the uid filter) */
-	uint64_t deferred;         /* calls currently deferred */
+	uint64_t requests;        /* frames received */
+	uint64_t errors;          /* error replies sent, any reason */
+	uint64_t replies_dropped; /* peer gone or its queue full */
+	uint64_t foreign_dropped; /* messages from another uid (only without the uid filter) */
+	uint64_t deferred;        /* calls currently deferred */
 	uint64_t events_published;
 } BusServerStats;
 void bus_server_get_stats(BusServer *server, BusServerStats *ret);
@@ -106,9 +106,9 @@ BusCall *bus_call_defer(BusCall *call);
  */
 int bus_call_reply(BusCall **call, BusReply *reply);
 int bus_call_reply_error(BusCall **call, BusErrorCode code, const char *hint, const char *fmt, ...)
-	_printf_(4, 5);
+    _printf_(4, 5);
 int bus_call_reply_errno(BusCall **call, int error, const char *hint, const char *fmt, ...)
-	_printf_(4, 5);
+    _printf_(4, 5);
 /* Drop a deferred call; if still unanswered, the peer gets INTERNAL. Accepts NULL. */
 BusCall *bus_call_free(BusCall *call);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusCall *, bus_call_free);

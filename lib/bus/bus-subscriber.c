@@ -73,7 +73,8 @@ static bool family_covered(BusSubscriber *s, const char *family)
 	for (size_t i = 0; i < s->n_prefixes; i++) {
 		const char *p = s->prefixes[i];
 		size_t pl = strlen(p);
-		if (pl <= fl ? strncmp(p, family, pl) == 0 : pl == fl + 1 && strncmp(p, family, fl) == 0 && p[fl] == '.')
+		if (pl <= fl ? strncmp(p, family, pl) == 0
+			     : pl == fl + 1 && strncmp(p, family, fl) == 0 && p[fl] == '.')
 			return true;
 	}
 	return false;
@@ -149,7 +150,8 @@ static void on_readable(LoopZmq *z, void *socket, void *userdata)
 		return;
 	}
 	int r = bus_event_decode(zmq_msg_data(&frames.frames[0]), zmq_msg_size(&frames.frames[0]),
-				 zmq_msg_data(&frames.frames[1]), zmq_msg_size(&frames.frames[1]), &ev, &e);
+				 zmq_msg_data(&frames.frames[1]), zmq_msg_size(&frames.frames[1]),
+				 &ev, &e);
 	bus_frames_clear(&frames);
 	if (r < 0) {
 		(void)report_error(s, r, e.message);

@@ -44,7 +44,8 @@ typedef struct BusSubscriberCallbacks {
 	void (*event)(BusSubscriber *s, const BusEvent *event, void *userdata);
 	/* Optional. */
 	void (*gap)(BusSubscriber *s, const BusGap *gap, void *userdata);
-	/* Optional: a message that did not decode (dropped). error is -errno, message for humans. */
+	/* Optional: a message that did not decode (dropped). error is -errno, message for humans.
+	 */
 	void (*error)(BusSubscriber *s, int error, const char *message, void *userdata);
 } BusSubscriberCallbacks;
 
@@ -55,7 +56,8 @@ typedef struct BusSubscriberCallbacks {
 
 /* Connects at once (lazily: the daemon may start later). callbacks is copied. */
 int bus_subscriber_new(Loop *loop, void *zmq_ctx, const char *endpoint,
-		       const BusSubscriberCallbacks *callbacks, void *userdata, BusSubscriber **ret);
+		       const BusSubscriberCallbacks *callbacks, void *userdata,
+		       BusSubscriber **ret);
 /* The subscriber may be freed from its own callbacks. Accepts NULL. */
 BusSubscriber *bus_subscriber_free(BusSubscriber *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusSubscriber *, bus_subscriber_free);

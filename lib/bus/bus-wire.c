@@ -38,8 +38,8 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
  * Read one field's key and, for length-delimited fields, its payload bounds; skip the
  * others. Leaves *p after the field.
  */
-static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *ret_field, unsigned *ret_type,
-		      const uint8_t **ret_data, size_t *ret_size)
+static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *ret_field,
+		      unsigned *ret_type, const uint8_t **ret_data, size_t *ret_size)
 {
 	uint64_t key, len;
 	int r = read_varint(p, end, &key);
@@ -84,7 +84,8 @@ static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *ret_field
 	return 0;
 }
 
-int bus_wire_find_bytes(const void *data, size_t size, uint32_t field, const uint8_t **ret, size_t *ret_size)
+int bus_wire_find_bytes(const void *data, size_t size, uint32_t field, const uint8_t **ret,
+			size_t *ret_size)
 {
 	const uint8_t *p = data, *end = p + size, *found = NULL;
 	size_t found_size = 0;
@@ -125,7 +126,8 @@ static int validate(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
 			return r;
 		if (type != WIRE_LEN)
 			continue;
-		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f);
+		const ProtobufCFieldDescriptor *fd =
+		    protobuf_c_message_descriptor_get_field(desc, f);
 		if (!fd)
 			continue; /* unknown field: kept as bytes, never read as a string */
 		if (fd->type == PROTOBUF_C_TYPE_STRING) {

@@ -386,7 +386,8 @@ void *loop_zmq_get_socket(LoopZmq *z)
 LoopZmq *loop_zmq_free(LoopZmq *z)
 {
 	if (z)
-		/* uv_close() stops the poll at once (epoll_ctl DEL): the caller may now zmq_close(). */
+		/* uv_close() stops the poll at once (epoll_ctl DEL): the caller may now
+		 * zmq_close(). */
 		source_close(&z->src);
 	return NULL;
 }

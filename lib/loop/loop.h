@@ -80,8 +80,7 @@ typedef void (*LoopSignalFunc)(LoopSignal *signal, int signo, void *userdata);
  * Deliver `signo` as a loop event: func runs from the loop, never in a signal handler.
  * Several deliveries between two iterations may be coalesced into one call.
  */
-int loop_signal_new(Loop *loop, int signo, LoopSignalFunc func, void *userdata,
-		    LoopSignal **ret);
+int loop_signal_new(Loop *loop, int signo, LoopSignalFunc func, void *userdata, LoopSignal **ret);
 LoopSignal *loop_signal_free(LoopSignal *signal);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LoopSignal *, loop_signal_free);
 

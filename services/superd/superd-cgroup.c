@@ -11,8 +11,8 @@
 #include "strutil.h"
 
 /*
- * Escaping needs no kernel, so it is shared by both builds (superd-notify names its
- * sockets with it too).
+ * Escaping and parsing need no kernel, so they are in both builds (superd-notify names
+ * its sockets with cgroup_escape_name() too).
  */
 #define NAME_KEEP_MAX 64
 
@@ -49,67 +49,7 @@ char *cgroup_escape_name(const char *name)
 	return buf_steal(&b, NULL);
 }
 
-#if defined(__linux__) && defined(LOCALD_LINUX_EXTRAS)
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "parse-util.h"
-#include "paths.h"
-
-/* cgroup interface files are small; mountinfo on a busy host is the largest we read. */
-#define SMALL_FILE_MAX (4u * 1024 * 1024)
-/* How deep a service may nest its own sub-cgroups before we stop following. */
-#define CGROUP_DEPTH_MAX 16
-/* Rounds of "list, signal the new ones" before cgroup_signal_all() gives up on a fork storm. */
-#define SIGNAL_ROUNDS_MAX 32
-
-static int read_text(const char *path, char **ret)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	_cleanup_buf_ Buf b = BUF_INIT(SMALL_FILE_MAX);
-	for (;;) {
-		size_t room = MIN((size_t)65536, SMALL_FILE_MAX - b.len);
-		if (room == 0)
-			return -EFBIG;
-		int r = buf_reserve(&b, room);
-		if (r < 0)
-			return r;
-		ssize_t n = read(fd, b.data + b.len, room);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		b.len += (size_t)n;
-	}
-	b.data[b.len] = 0; /* buf_reserve() leaves the new room uninitialized */
-	*ret = buf_steal(&b, NULL);
-	return 0;
-}
-
-static int write_text(const char *dir, const char *file, const char *text)
-{
-	_cleanup_free_ char *p = path_join(dir, file);
-	if (!p)
-		return -ENOMEM;
-	_cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	size_t n = strlen(text);
-	ssize_t w = write(fd, text, n);
-	if (w < 0)
-		return -errno;
-	return (size_t)w == n ? 0 : -EIO;
-}
+/* ---- Sans-I/O parsing, in every build ---- */
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static char *mountinfo_unescape(const char *s, size_t n)
@@ -121,7 +61,8 @@ static char *mountinfo_unescape(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '\\' && i + 3 < n && s[i + 1] >= '0' && s[i + 1] <= '3' &&
 		    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-			out[j++] = (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+			out[j++] =
+			    (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
 			i += 3;
 		} else
 			out[j++] = s[i];
@@ -212,6 +153,68 @@ int cgroup2_own_path_parse(const char *proc_cgroup, char **ret)
 	return -ENOENT;
 }
 
+#if defined(__linux__) && defined(LOCALD_LINUX_EXTRAS)
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "parse-util.h"
+#include "paths.h"
+
+/* cgroup interface files are small; mountinfo on a busy host is the largest we read. */
+#define SMALL_FILE_MAX (4u * 1024 * 1024)
+/* How deep a service may nest its own sub-cgroups before we stop following. */
+#define CGROUP_DEPTH_MAX 16
+/* Rounds of "list, signal the new ones" before cgroup_signal_all() gives up on a fork storm. */
+#define SIGNAL_ROUNDS_MAX 32
+
+static int read_text(const char *path, char **ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	_cleanup_buf_ Buf b = BUF_INIT(SMALL_FILE_MAX);
+	for (;;) {
+		size_t room = MIN((size_t)65536, SMALL_FILE_MAX - b.len);
+		if (room == 0)
+			return -EFBIG;
+		int r = buf_reserve(&b, room);
+		if (r < 0)
+			return r;
+		ssize_t n = read(fd, b.data + b.len, room);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		b.len += (size_t)n;
+	}
+	b.data[b.len] = 0; /* buf_reserve() leaves the new room uninitialized */
+	*ret = buf_steal(&b, NULL);
+	return 0;
+}
+
+static int write_text(const char *dir, const char *file, const char *text)
+{
+	_cleanup_free_ char *p = path_join(dir, file);
+	if (!p)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	size_t n = strlen(text);
+	ssize_t w = write(fd, text, n);
+	if (w < 0)
+		return -errno;
+	return (size_t)w == n ? 0 : -EIO;
+}
+
 /* We may create children in dir and move processes through its cgroup.procs. */
 static bool cgroup_writable(const char *dir)
 {
@@ -246,16 +249,19 @@ int cgroup_find_base(char **ret_base, char **ret_reason)
 
 	r = read_text("/proc/self/mountinfo", &mountinfo);
 	if (r < 0)
-		return set_reason(ret_reason, strdupf("cannot read /proc/self/mountinfo: %s", strerror(-r)), r);
+		return set_reason(ret_reason,
+				  strdupf("cannot read /proc/self/mountinfo: %s", strerror(-r)), r);
 	r = cgroup2_mount_parse(mountinfo, &mp, &root, &ro);
 	if (r == -ENOENT)
-		return set_reason(ret_reason, strdup("no cgroup2 filesystem is mounted (cgroup v1 only)"),
+		return set_reason(ret_reason,
+				  strdup("no cgroup2 filesystem is mounted (cgroup v1 only)"),
 				  -EOPNOTSUPP);
 	if (r < 0)
 		return r;
 	if (ro)
 		return set_reason(ret_reason,
-				  strdupf("the cgroup2 filesystem at %s is mounted read-only", mp), -EROFS);
+				  strdupf("the cgroup2 filesystem at %s is mounted read-only", mp),
+				  -EROFS);
 
 	r = read_text("/proc/self/cgroup", &proc_cgroup);
 	if (r >= 0)
@@ -296,15 +302,17 @@ int cgroup_find_base(char **ret_base, char **ret_reason)
 	}
 
 	if (delegated_ok)
-		return set_reason(ret_reason,
-				  strdupf("the delegated cgroup %s exists but superd runs outside it (in %s)",
-					  delegated, own_fs ? own_fs : "an unknown cgroup"),
-				  -EACCES);
-	return set_reason(ret_reason,
-			  strdupf("cgroup %s is not writable by uid %u and no delegated cgroup %s exists "
-				  "(run 'sudo localctl admin setup')",
-				  own_fs ? own_fs : strempty(own), (unsigned)uid, delegated),
-			  -EACCES);
+		return set_reason(
+		    ret_reason,
+		    strdupf("the delegated cgroup %s exists but superd runs outside it (in %s)",
+			    delegated, own_fs ? own_fs : "an unknown cgroup"),
+		    -EACCES);
+	return set_reason(
+	    ret_reason,
+	    strdupf("cgroup %s is not writable by uid %u and no delegated cgroup %s exists "
+		    "(run 'sudo localctl admin setup')",
+		    own_fs ? own_fs : strempty(own), (unsigned)uid, delegated),
+	    -EACCES);
 }
 
 int cgroup_service_create(const char *base, const char *project, const char *service,
@@ -391,7 +399,8 @@ int cgroup_get_pids(const char *path, pid_t **ret, size_t *ret_n)
 }
 
 /* Pids of path and every descendant cgroup, appended to *pids. */
-static int collect_pids(const char *path, unsigned depth, pid_t **pids, size_t *n, size_t *allocated)
+static int collect_pids(const char *path, unsigned depth, pid_t **pids, size_t *n,
+			size_t *allocated)
 {
 	_cleanup_free_ char *p = path_join(path, "cgroup.procs"), *text = NULL;
 	if (!p)
@@ -440,14 +449,42 @@ int cgroup_contains_pid(const char *path, pid_t pid)
 	return 0;
 }
 
+/* The value of `key` in <path>/cgroup.events ("populated", "frozen"): 0 or 1. */
+static int cgroup_event(const char *path, const char *key)
+{
+	_cleanup_free_ char *p = path_join(path, "cgroup.events"), *text = NULL;
+	if (!p)
+		return -ENOMEM;
+	int r = read_text(p, &text);
+	if (r < 0)
+		return r;
+	size_t kl = strlen(key);
+	for (const char *line = text; line && *line;) {
+		if (strncmp(line, key, kl) == 0 && line[kl] == ' ')
+			return line[kl + 1] == '1';
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return -EBADMSG;
+}
+
+int cgroup_is_empty(const char *path)
+{
+	int r = cgroup_event(path, "populated");
+	return r < 0 ? r : !r;
+}
+
 int cgroup_signal_all(const char *path, int sig)
 {
 	_cleanup_free_ pid_t *done = NULL;
 	size_t n_done = 0, allocated_done = 0;
 	int r = 0;
 
-	/* Frozen processes cannot fork between our reading cgroup.procs and signalling. */
-	bool frozen = write_text(path, "cgroup.freeze", "1") >= 0;
+	/* Frozen processes cannot fork between our reading cgroup.procs and signalling.
+	 * A cgroup someone else froze stays frozen: we neither freeze nor thaw it. */
+	bool frozen =
+	    cgroup_event(path, "frozen") == 0 && write_text(path, "cgroup.freeze", "1") >= 0;
 
 	for (unsigned round = 0; round < SIGNAL_ROUNDS_MAX; round++) {
 		_cleanup_free_ pid_t *pids = NULL;
@@ -500,25 +537,6 @@ int cgroup_kill(const char *path)
 	return r < 0 ? r : 0;
 }
 
-int cgroup_is_empty(const char *path)
-{
-	_cleanup_free_ char *p = path_join(path, "cgroup.events"), *text = NULL;
-	if (!p)
-		return -ENOMEM;
-	int r = read_text(p, &text);
-	if (r < 0)
-		return r;
-	for (const char *line = text; line && *line;) {
-		const char *v = startswith(line, "populated ");
-		if (v)
-			return *v == '0' ? 1 : 0;
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	return -EBADMSG;
-}
-
 static int rmdir_tree(const char *path, unsigned depth)
 {
 	if (depth < CGROUP_DEPTH_MAX) {
@@ -528,7 +546,8 @@ static int rmdir_tree(const char *path, unsigned depth)
 		struct dirent *de;
 		int r = 0;
 		while ((de = readdir(d))) {
-			if (de->d_type != DT_DIR || streq(de->d_name, ".") || streq(de->d_name, ".."))
+			if (de->d_type != DT_DIR || streq(de->d_name, ".") ||
+			    streq(de->d_name, ".."))
 				continue;
 			_cleanup_free_ char *child = path_join(path, de->d_name);
 			if (!child) {
@@ -572,17 +591,6 @@ int cgroup_find_base(char **ret_base, char **ret_reason)
 {
 	if (ret_reason)
 		*ret_reason = strdup("cgroup support is not built in (linux_extras disabled)");
-	return -EOPNOTSUPP;
-}
-
-int cgroup2_mount_parse(const char *mountinfo, char **ret_mountpoint, char **ret_root,
-			bool *ret_read_only)
-{
-	return -EOPNOTSUPP;
-}
-
-int cgroup2_own_path_parse(const char *proc_cgroup, char **ret)
-{
 	return -EOPNOTSUPP;
 }
 

@@ -39,7 +39,7 @@
 int cgroup_find_base(char **ret_base, char **ret_reason);
 
 /*
- * Sans-I/O pieces of cgroup_find_base(), exposed for tests.
+ * Sans-I/O pieces of cgroup_find_base(), exposed for tests (in every build).
  * From /proc/self/mountinfo text: the first cgroup2 mount (mount point, the mounted
  * subtree's root inside the hierarchy, and whether it is read-only). -ENOENT if none.
  */

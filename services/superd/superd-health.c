@@ -61,8 +61,9 @@ struct HealthProbe {
 };
 
 static const char *const kind_names[_HEALTH_KIND_MAX] = {
-	[HEALTH_KIND_TCP] = "tcp",         [HEALTH_KIND_HTTP] = "http", [HEALTH_KIND_COMMAND] = "command",
-	[HEALTH_KIND_LOG] = "log",         [HEALTH_KIND_NOTIFY] = "notify",
+	[HEALTH_KIND_TCP] = "tcp",         [HEALTH_KIND_HTTP] = "http",
+	[HEALTH_KIND_COMMAND] = "command", [HEALTH_KIND_LOG] = "log",
+	[HEALTH_KIND_NOTIFY] = "notify",
 };
 
 static const char *const state_names[_HEALTH_STATE_MAX] = {
@@ -114,7 +115,8 @@ int health_config_check(const HealthConfig *c, char **ret_error)
 		err = "unknown health check type";
 	else if ((c->kind == HEALTH_KIND_TCP || c->kind == HEALTH_KIND_HTTP) && c->port == 0)
 		err = "a tcp or http health check needs a port";
-	else if (c->kind == HEALTH_KIND_HTTP && c->path && (c->path[0] != '/' || has_crlf_or_space(c->path)))
+	else if (c->kind == HEALTH_KIND_HTTP && c->path &&
+		 (c->path[0] != '/' || has_crlf_or_space(c->path)))
 		err = "the http health check path must start with '/' and contain no spaces";
 	else if (c->kind == HEALTH_KIND_HTTP && c->host_header && has_crlf_or_space(c->host_header))
 		err = "the http health check host must not contain spaces or line breaks";
@@ -199,7 +201,8 @@ static void on_schedule(uv_timer_t *t)
 
 static bool probe_has_checks(const HealthProbe *p)
 {
-	return p->kind == HEALTH_KIND_TCP || p->kind == HEALTH_KIND_HTTP || p->kind == HEALTH_KIND_COMMAND;
+	return p->kind == HEALTH_KIND_TCP || p->kind == HEALTH_KIND_HTTP ||
+	       p->kind == HEALTH_KIND_COMMAND;
 }
 
 static void probe_schedule(HealthProbe *p, uint64_t delay_ms)
@@ -269,7 +272,8 @@ static void on_start_timeout(uv_timer_t *t)
 	else if (p->kind == HEALTH_KIND_NOTIFY && !p->last_reason)
 		why = strdupf("no READY=1 within %s", d);
 	else
-		why = strdupf("not ready after %s: %s", d, p->last_reason ? p->last_reason : "no check completed");
+		why = strdupf("not ready after %s: %s", d,
+			      p->last_reason ? p->last_reason : "no check completed");
 	if (why)
 		set_reason(p, why);
 	(void)probe_emit(p, HEALTH_UNHEALTHY, why ? why : "not ready in time", 0);
@@ -285,7 +289,8 @@ static void on_check_timeout(uv_timer_t *t)
 	else if (p->kind == HEALTH_KIND_COMMAND)
 		(void)strfmt(why, sizeof(why), "command timed out after %s (killed)", d);
 	else
-		(void)strfmt(why, sizeof(why), "connect 127.0.0.1:%u: timed out after %s", (unsigned)p->port, d);
+		(void)strfmt(why, sizeof(why), "connect 127.0.0.1:%u: timed out after %s",
+			     (unsigned)p->port, d);
 	net_abandon(p);
 	cmd_abandon(p);
 	probe_check_done(p, false, why, 0);
@@ -356,8 +361,8 @@ static int http_status_parse(const char *buf, size_t len, int *ret_code)
 		return len >= HTTP_RESPONSE_MAX ? -EBADMSG : 0;
 	/* HTTP/1.1 200 OK */
 	size_t n = (size_t)(eol - buf);
-	if (n < 12 || buf[5] < '0' || buf[5] > '9' || buf[6] != '.' || buf[7] < '0' || buf[7] > '9' ||
-	    buf[8] != ' ')
+	if (n < 12 || buf[5] < '0' || buf[5] > '9' || buf[6] != '.' || buf[7] < '0' ||
+	    buf[7] > '9' || buf[8] != ' ')
 		return -EBADMSG;
 	int code = 0;
 	for (int i = 9; i < 12; i++) {
@@ -401,7 +406,8 @@ static void http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (nread == UV_EOF)
-		(void)strfmt(why, sizeof(why), "GET %s: connection closed before a status line", p->path);
+		(void)strfmt(why, sizeof(why), "GET %s: connection closed before a status line",
+			     p->path);
 	else
 		(void)strfmt(why, sizeof(why), "GET %s: %s", p->path, strerror((int)-nread));
 	net_finish(a, false, why);
@@ -431,7 +437,8 @@ static void net_connected(uv_connect_t *req, int status)
 		if (a->family == AF_INET && status == UV_ECONNREFUSED) {
 			/* Maybe it listens on ::1 only. */
 			char v4_error[128];
-			(void)strfmt(v4_error, sizeof(v4_error), "connect %s: %s", addr, strerror(-status));
+			(void)strfmt(v4_error, sizeof(v4_error), "connect %s: %s", addr,
+				     strerror(-status));
 			net_release(a);
 			int r = net_start(p, AF_INET6, v4_error);
 			if (r < 0)
@@ -477,12 +484,14 @@ static int net_start(HealthProbe *p, int family, const char *v4_error)
 	if (v4_error)
 		(void)strscpy(a->v4_error, sizeof(a->v4_error), v4_error);
 	if (p->kind == HEALTH_KIND_HTTP) {
-		_cleanup_free_ char *host = p->host_header ? strdup(p->host_header)
-							   : strdupf("localhost:%u", (unsigned)p->port);
-		a->request = host ? strdupf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: locald-health\r\n"
-					    "Accept: */*\r\nConnection: close\r\n\r\n",
-					    p->path, host)
-				  : NULL;
+		_cleanup_free_ char *host = p->host_header
+						? strdup(p->host_header)
+						: strdupf("localhost:%u", (unsigned)p->port);
+		a->request =
+		    host ? strdupf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: locald-health\r\n"
+				   "Accept: */*\r\nConnection: close\r\n\r\n",
+				   p->path, host)
+			 : NULL;
 		if (!a->request) {
 			free(a);
 			return -ENOMEM;
@@ -557,7 +566,8 @@ static bool cmd_drain(CmdAttempt *a)
 	for (;;) {
 		char scratch[4096];
 		char *dst = a->out_len < COMMAND_OUTPUT_MAX ? a->out + a->out_len : scratch;
-		size_t room = a->out_len < COMMAND_OUTPUT_MAX ? COMMAND_OUTPUT_MAX - a->out_len : sizeof(scratch);
+		size_t room = a->out_len < COMMAND_OUTPUT_MAX ? COMMAND_OUTPUT_MAX - a->out_len
+							      : sizeof(scratch);
 		ssize_t n = read(a->fd, dst, room);
 		if (n > 0) {
 			if (dst != scratch)
@@ -693,7 +703,8 @@ static void probe_run_check(HealthProbe *p)
 	}
 	r = net_start(p, AF_INET, NULL);
 	if (r < 0) {
-		(void)strfmt(why, sizeof(why), "connect 127.0.0.1:%u: %s", (unsigned)p->port, strerror(-r));
+		(void)strfmt(why, sizeof(why), "connect 127.0.0.1:%u: %s", (unsigned)p->port,
+			     strerror(-r));
 		probe_check_done(p, false, why, 0);
 	}
 }
@@ -711,12 +722,14 @@ static size_t strip_ansi(const char *s, size_t n, char *out)
 		}
 		if (i + 1 < n && s[i + 1] == '[') {
 			i += 2;
-			while (i < n && !((unsigned char)s[i] >= 0x40 && (unsigned char)s[i] <= 0x7e))
+			while (i < n &&
+			       !((unsigned char)s[i] >= 0x40 && (unsigned char)s[i] <= 0x7e))
 				i++;
 			i++;
 		} else if (i + 1 < n && s[i + 1] == ']') {
 			i += 2;
-			while (i < n && s[i] != 0x07 && !(s[i] == 0x1b && i + 1 < n && s[i + 1] == '\\'))
+			while (i < n && s[i] != 0x07 &&
+			       !(s[i] == 0x1b && i + 1 < n && s[i + 1] == '\\'))
 				i++;
 			i += i < n && s[i] == 0x1b ? 2 : 1;
 		} else
@@ -748,8 +761,8 @@ void health_probe_feed_line(HealthProbe *p, const char *line, size_t n)
 	if (r != 0)
 		return;
 	char why[REASON_QUOTE_MAX + 64];
-	(void)strfmt(why, sizeof(why), "log line matched: %.*s", (int)MIN(len, (size_t)REASON_QUOTE_MAX),
-		     clean);
+	(void)strfmt(why, sizeof(why), "log line matched: %.*s",
+		     (int)MIN(len, (size_t)REASON_QUOTE_MAX), clean);
 	probe_check_done(p, true, why, 0);
 }
 
@@ -817,7 +830,8 @@ int health_probe_new(uv_loop_t *loop, ChildReaper *reaper, const HealthConfig *c
 	p->interval_ms = c->interval_ms ? c->interval_ms : HEALTH_DEFAULT_INTERVAL_MS;
 	p->timeout_ms = c->timeout_ms ? c->timeout_ms : HEALTH_DEFAULT_TIMEOUT_MS;
 	p->retries = c->retries ? c->retries : HEALTH_DEFAULT_RETRIES;
-	p->start_timeout_ms = c->start_timeout_ms ? c->start_timeout_ms : HEALTH_DEFAULT_START_TIMEOUT_MS;
+	p->start_timeout_ms =
+	    c->start_timeout_ms ? c->start_timeout_ms : HEALTH_DEFAULT_START_TIMEOUT_MS;
 	p->start_period_ms = c->start_period_ms;
 	p->liveness = c->liveness;
 	p->func = func;
@@ -826,7 +840,8 @@ int health_probe_new(uv_loop_t *loop, ChildReaper *reaper, const HealthConfig *c
 
 	if (dup_opt(c->kind == HEALTH_KIND_HTTP ? (c->path ? c->path : "/") : NULL, &p->path) < 0 ||
 	    dup_opt(c->host_header, &p->host_header) < 0 || dup_opt(c->command, &p->command) < 0 ||
-	    dup_opt(c->workdir, &p->workdir) < 0 || dup_opt(c->ready_log_line, &p->ready_log_line) < 0 ||
+	    dup_opt(c->workdir, &p->workdir) < 0 ||
+	    dup_opt(c->ready_log_line, &p->ready_log_line) < 0 ||
 	    (c->envp && !(p->envp = strv_copy(c->envp)))) {
 		probe_release(p);
 		return -ENOMEM;

@@ -145,7 +145,8 @@ static int address_to_sockaddr(const char *address, struct sockaddr_un *sa, sock
 	memcpy(sa->sun_path, address, n);
 	if (address[0] == '@')
 		sa->sun_path[0] = 0; /* abstract: no trailing NUL in the length */
-	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (address[0] == '@' ? 0 : 1));
+	*len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (address[0] == '@' ? 0 : 1));
 	return 0;
 }
 
@@ -185,7 +186,8 @@ static void close_passed_fds(struct msghdr *mh, struct ucred **ret_creds)
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
 			continue;
-		if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
+		if (c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
 			*ret_creds = (struct ucred *)(void *)CMSG_DATA(c);
 		else if (c->cmsg_type == SCM_RIGHTS) {
 			size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -204,7 +206,8 @@ static bool receive_one(NotifySocket *ns)
 	char buf[NOTIFY_MESSAGE_MAX + 1];
 	union {
 		struct cmsghdr h;
-		uint8_t b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * NOTIFY_FDS_MAX)];
+		uint8_t
+		    b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * NOTIFY_FDS_MAX)];
 	} control;
 	struct iovec iov = { .iov_base = buf, .iov_len = NOTIFY_MESSAGE_MAX };
 	struct msghdr mh = {
@@ -249,10 +252,12 @@ static bool receive_one(NotifySocket *ns)
 				(void)strfmt(why, sizeof(why), "cannot check sender pid %d: %s",
 					     (int)uc->pid, strerror(-r));
 			else if (!ns->cgroup && ns->session <= 0)
-				(void)strfmt(why, sizeof(why), "sender pid %d: the service is not running",
+				(void)strfmt(why, sizeof(why),
+					     "sender pid %d: the service is not running",
 					     (int)uc->pid);
 			else
-				(void)strfmt(why, sizeof(why), "sender pid %d is not in the service's %s",
+				(void)strfmt(why, sizeof(why),
+					     "sender pid %d is not in the service's %s",
 					     (int)uc->pid, ns->cgroup ? "cgroup" : "session");
 			rejected = why;
 		}

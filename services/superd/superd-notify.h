@@ -56,8 +56,9 @@ typedef struct NotifyMessage {
 
 /*
  * Sans-I/O: parse "KEY=VALUE\n…". Works in place: buf must have room for n + 1 bytes
- * (a NUL is written at buf[n]), is modified, and the strings in *ret point into it. Unknown keys and lines without '=' are ignored; a NUL byte in the
- * message is -EBADMSG. When a key repeats, the last one wins.
+ * (a NUL is written at buf[n]), is modified, and the strings in *ret point into it. Unknown keys
+ * and lines without '=' are ignored; a NUL byte in the message is -EBADMSG. When a key repeats, the
+ * last one wins.
  */
 int notify_parse(char *buf, size_t n, NotifyMessage *ret);
 

@@ -32,11 +32,13 @@ static int try_bind_any(int family, uint16_t port)
 		/* Only the v6 side: the v4 side was tested on its own. */
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 			return -errno;
-		struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+		struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+					   .sin6_port = htons(port),
 					   .sin6_addr = IN6ADDR_ANY_INIT };
 		return RET_NERRNO(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
 	}
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_ANY) };
 	return RET_NERRNO(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
 }
@@ -72,7 +74,8 @@ static int kernel_pick(uint16_t *ret)
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0,
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = 0,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
@@ -174,8 +177,9 @@ int port_parse_proc_net_line(const char *line, int family, PortListener *ret)
 	if (st != TCP_LISTEN)
 		return 0;
 
-	PortListener l = { .port = (uint16_t)port, .family = family, .uid = (uid_t)uid,
-			   .inode = inode };
+	PortListener l = {
+		.port = (uint16_t)port, .family = family, .uid = (uid_t)uid, .inode = inode
+	};
 	/* The kernel prints each 32-bit word of the address as a host-order integer. */
 	if (family == AF_INET) {
 		uint64_t w;

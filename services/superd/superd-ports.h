@@ -42,7 +42,7 @@ typedef struct PortListener {
 	char address[INET6_ADDRSTRLEN]; /* "127.0.0.1", "::", ... */
 	uid_t uid;
 	uint64_t inode;
-	pid_t pid;    /* 0 if no process of ours shows this socket (another user's, or gone) */
+	pid_t pid;     /* 0 if no process of ours shows this socket (another user's, or gone) */
 	char comm[64]; /* /proc/<pid>/comm; "" if pid is 0 */
 } PortListener;
 

@@ -137,7 +137,8 @@ _noreturn_ static void child_run(const ChildSetup *c)
 		int e = errno;
 		if (e == EACCES)
 			saw_eacces = true;
-		else if (e != ENOENT && e != ENOTDIR && e != ESTALE && e != ENODEV && e != ETIMEDOUT) {
+		else if (e != ENOENT && e != ENOTDIR && e != ESTALE && e != ENODEV &&
+			 e != ETIMEDOUT) {
 			error = e;
 			saw_eacces = false;
 			break;
@@ -231,7 +232,7 @@ static int open_pty(unsigned short cols, unsigned short rows, int *ret_master, i
 static bool env_has(char *const *env, const char *key)
 {
 	size_t kl = strlen(key);
-	STRV_FOREACH(e, env)
+	STRV_FOREACH (e, env)
 		if (strncmp(*e, key, kl) == 0 && (*e)[kl] == '=')
 			return true;
 	return false;
@@ -240,7 +241,7 @@ static bool env_has(char *const *env, const char *key)
 static int build_env(const SpawnOptions *o, char ***ret)
 {
 	_cleanup_strv_free_ char **env = NULL;
-	STRV_FOREACH(e, o->envp) {
+	STRV_FOREACH (e, o->envp) {
 		if (o->notify_socket && startswith(*e, "NOTIFY_SOCKET="))
 			continue;
 		if (strv_extend(&env, *e) < 0)
@@ -269,7 +270,7 @@ static int build_env(const SpawnOptions *o, char ***ret)
 static const char *env_get(char *const *env, const char *key)
 {
 	size_t kl = strlen(key);
-	STRV_FOREACH(e, env)
+	STRV_FOREACH (e, env)
 		if (strncmp(*e, key, kl) == 0 && (*e)[kl] == '=')
 			return *e + kl + 1;
 	return NULL;
@@ -290,7 +291,8 @@ static int exec_candidates(const char *argv0, char *const *env, char ***ret)
 			const char *colon = strchr(p, ':');
 			size_t len = colon ? (size_t)(colon - p) : strlen(p);
 			/* An empty entry means the current (working) directory. */
-			char *c = len ? strdupf("%.*s/%s", (int)len, p, argv0) : strdupf("./%s", argv0);
+			char *c =
+			    len ? strdupf("%.*s/%s", (int)len, p, argv0) : strdupf("./%s", argv0);
 			if (!c || strv_push(&l, c) < 0) {
 				free(c);
 				return -ENOMEM;
@@ -322,9 +324,9 @@ static char *describe_child_error(const SpawnOptions *o, const ChildError *e)
 	case STAGE_FDS:
 		return strdupf("cannot close inherited file descriptors: %s", err);
 	case STAGE_EXEC:
-		return strdupf("exec of '%s' failed: %s%s", o->command ? SHELL_PATH : o->argv[0], err,
-			       e->error == ENOEXEC ? " (not a binary, and a script needs a #! line)"
-						   : "");
+		return strdupf(
+		    "exec of '%s' failed: %s%s", o->command ? SHELL_PATH : o->argv[0], err,
+		    e->error == ENOEXEC ? " (not a binary, and a script needs a #! line)" : "");
 	}
 	return strdupf("child setup failed: %s", err);
 }
@@ -360,8 +362,9 @@ static pid_t do_clone(int cgroup_fd, bool *ret_joined)
 int spawn_process(const SpawnOptions *o, Spawned *ret, char **ret_error)
 {
 	_cleanup_strv_free_ char **env = NULL, **paths = NULL;
-	_cleanup_close_ int null_fd = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1, pty_master = -1,
-			    pty_slave = -1, cgroup_fd = -1, procs_fd = -1, error_r = -1, error_w = -1;
+	_cleanup_close_ int null_fd = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1,
+			    pty_master = -1, pty_slave = -1, cgroup_fd = -1, procs_fd = -1,
+			    error_r = -1, error_w = -1;
 	int r;
 
 	if (!o || (!o->command == !o->argv) || (o->argv && !o->argv[0]) || o->output < 0 ||
@@ -423,7 +426,8 @@ int spawn_process(const SpawnOptions *o, Spawned *ret, char **ret_error)
 		if (cgroup_fd < 0 || procs_fd < 0) {
 			r = -errno;
 			if (ret_error)
-				*ret_error = strdupf("cannot open cgroup '%s': %s", o->cgroup, strerror(-r));
+				*ret_error =
+				    strdupf("cannot open cgroup '%s': %s", o->cgroup, strerror(-r));
 			return r;
 		}
 		if ((r = fd_move_above_stdio(&procs_fd)) < 0)
@@ -444,8 +448,13 @@ int spawn_process(const SpawnOptions *o, Spawned *ret, char **ret_error)
 		.envp = env,
 		.workdir = o->workdir,
 		.stdin_fd = pty_slave >= 0 ? pty_slave : null_fd,
-		.stdout_fd = pty_slave >= 0 ? pty_slave : out_w >= 0 ? out_w : null_fd,
-		.stderr_fd = pty_slave >= 0 ? pty_slave : err_w >= 0 ? err_w : out_w >= 0 ? out_w : null_fd,
+		.stdout_fd = pty_slave >= 0 ? pty_slave
+			     : out_w >= 0   ? out_w
+					    : null_fd,
+		.stderr_fd = pty_slave >= 0 ? pty_slave
+			     : err_w >= 0   ? err_w
+			     : out_w >= 0   ? out_w
+					    : null_fd,
 		.tty_fd = pty_slave,
 		.cgroup_procs_fd = -1,
 		.error_fd = error_w,
@@ -468,9 +477,10 @@ int spawn_process(const SpawnOptions *o, Spawned *ret, char **ret_error)
 	if (pid < 0) {
 		r = -clone_errno;
 		if (ret_error)
-			*ret_error = o->cgroup ? strdupf("cannot start a process in cgroup '%s': %s",
-							 o->cgroup, strerror(clone_errno))
-					       : strdupf("fork failed: %s", strerror(clone_errno));
+			*ret_error = o->cgroup
+					 ? strdupf("cannot start a process in cgroup '%s': %s",
+						   o->cgroup, strerror(clone_errno))
+					 : strdupf("fork failed: %s", strerror(clone_errno));
 		return r;
 	}
 
@@ -493,7 +503,8 @@ int spawn_process(const SpawnOptions *o, Spawned *ret, char **ret_error)
 		if (n != (ssize_t)sizeof(ce)) {
 			r = n < 0 ? -errno : -EIO;
 			if (ret_error)
-				*ret_error = strdupf("lost track of the child during setup: %s", strerror(-r));
+				*ret_error = strdupf("lost track of the child during setup: %s",
+						     strerror(-r));
 			return r;
 		}
 		if (ret_error)

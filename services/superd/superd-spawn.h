@@ -18,7 +18,10 @@
  * that mysteriously exits 127. The failed child is reaped before returning.
  *
  * The parent blocks every signal around the fork, so no handler of ours (libuv's
- * included) ever runs in the child.
+ * included) ever runs in the child. Not posix_spawn(): it cannot make a PTY the
+ * controlling terminal, start in a cgroup, or say which setup step failed. The parent
+ * waits for the exec (EOF on the error pipe), like vfork() would; a child stuck before
+ * exec (chdir into a hung NFS mount) would stall the loop meanwhile.
  *
  * Reaping: children must only be reaped through one ChildReaper per loop (below) or
  * spawn_reap_all(); do not mix with uv_spawn(), whose children a waitpid(-1) would

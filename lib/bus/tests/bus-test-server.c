@@ -20,6 +20,8 @@
 #include "parse-util.h"
 #include "strutil.h"
 
+#define EMIT_COUNT_MAX 1000000u
+
 typedef struct Delayed Delayed;
 struct Delayed {
 	Delayed *prev, *next;
@@ -105,8 +107,11 @@ static int on_emit_events(BusCall *call, const BusRequest *req, void *userdata)
 
 	if (bus_topic_family(em->topic, family, sizeof(family)) < 0)
 		return bus_call_reply_error(&call, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT,
-					    "topics are dot-separated, e.g. test.a", "invalid topic '%s'",
-					    em->topic);
+					    "topics are dot-separated, e.g. test.a",
+					    "invalid topic '%s'", em->topic);
+	if (em->count > EMIT_COUNT_MAX)
+		return bus_call_reply_error(&call, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT, NULL,
+					    "count %" PRIu32 " exceeds %u", em->count, EMIT_COUNT_MAX);
 	if (em->skip > 0) {
 		r = bus_server_skip_seq(srv->bus, family, em->skip);
 		if (r < 0)
@@ -186,7 +191,8 @@ int main(int argc, char **argv)
 	}
 	r = bus_server_add_handler(srv.bus, LOCALD__V1__REQUEST__CALL_ECHO, on_echo, &srv);
 	if (r >= 0)
-		r = bus_server_add_handler(srv.bus, LOCALD__V1__REQUEST__CALL_EMIT_EVENTS, on_emit_events, &srv);
+		r = bus_server_add_handler(srv.bus, LOCALD__V1__REQUEST__CALL_EMIT_EVENTS,
+					   on_emit_events, &srv);
 	if (r < 0) {
 		log_error_errno(r, "handlers: %m");
 		goto finish;

@@ -210,8 +210,8 @@ TEST(decode_invalid_utf8)
 TEST(decode_embedded_nul)
 {
 	/* Request{api_version=1, request_id="n", status{project="a\0b"}} by hand. */
-	static const uint8_t frame[] = { 0x08, 0x01, 0x12, 0x01, 'n', 0xd2, 0x06, 0x05,
-					 0x0a, 0x03, 'a',  0x00, 'b' };
+	static const uint8_t frame[] = { 0x08, 0x01, 0x12, 0x01, 'n',  0xd2, 0x06,
+					 0x05, 0x0a, 0x03, 'a',  0x00, 'b' };
 	BusRequest *req = NULL;
 	BusError e = {};
 	ASSERT_ERR(bus_request_decode(frame, sizeof(frame), &req, &e), EINVAL);
@@ -363,9 +363,11 @@ TEST(errno_mapping)
 			continue;
 		ASSERT_EQ(bus_error_code_from_errno(bus_error_code_to_errno((BusErrorCode)c)), c);
 	}
-	ASSERT_STREQ(bus_error_code_to_string(LOCALD__V1__ERROR__CODE__UNIMPLEMENTED), "UNIMPLEMENTED");
+	ASSERT_STREQ(bus_error_code_to_string(LOCALD__V1__ERROR__CODE__UNIMPLEMENTED),
+		     "UNIMPLEMENTED");
 	ASSERT_STREQ(bus_error_code_to_string((BusErrorCode)99), "CODE_UNSPECIFIED");
-	ASSERT_STREQ(bus_call_case_to_string(LOCALD__V1__REQUEST__CALL_APPLY_PROJECT), "apply_project");
+	ASSERT_STREQ(bus_call_case_to_string(LOCALD__V1__REQUEST__CALL_APPLY_PROJECT),
+		     "apply_project");
 	ASSERT_NULL(bus_call_case_to_string((BusCallCase)2));
 	ASSERT_NULL(bus_call_case_to_string((BusCallCase)777));
 }

@@ -152,9 +152,9 @@ TEST(signal_invalid)
 /*
  * A relay, all on one loop over ipc://: client DEALER -> front ROUTER -> (relay) back
  * DEALER -> backend ROUTER, and the replies the same way back, with a window of
- * requests in flight (4: enough to reproduce the stall without kicks). The relay sends on one socket from another socket's callback,
- * which is when a send consumes a ZMQ_FD edge the loop never sees: if the glue ever
- * stranded a message, the exchange would stall and the watchdog would fire.
+ * requests in flight (4: enough to reproduce the stall without kicks). The relay sends on one
+ * socket from another socket's callback, which is when a send consumes a ZMQ_FD edge the loop never
+ * sees: if the glue ever stranded a message, the exchange would stall and the watchdog would fire.
  */
 #define RELAY_TOTAL 20000u
 #define RELAY_WINDOW 4u

@@ -24,9 +24,9 @@ static char *const base_env[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", N
 TEST(mountinfo_parse)
 {
 	const char *hybrid =
-		"30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
-		"31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
-		"40 30 0:37 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
+	    "30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+	    "31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+	    "40 30 0:37 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
 	char *mp = NULL, *root = NULL;
 	bool ro = true;
 	ASSERT_OK(cgroup2_mount_parse(hybrid, &mp, &root, &ro));
@@ -36,7 +36,8 @@ TEST(mountinfo_parse)
 	free(mp);
 	free(root);
 
-	const char *v2_ns = "29 23 0:26 /../.. /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+	const char *v2_ns =
+	    "29 23 0:26 /../.. /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
 	ASSERT_OK(cgroup2_mount_parse(v2_ns, &mp, &root, &ro));
 	ASSERT_STREQ(mp, "/sys/fs/cgroup");
 	ASSERT_STREQ(root, "/../..");
@@ -50,16 +51,18 @@ TEST(mountinfo_parse)
 	free(mp);
 	free(root);
 
-	ASSERT_ERR(cgroup2_mount_parse("31 30 0:28 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n", &mp,
-				       &root, &ro),
-		   ENOENT);
+	ASSERT_ERR(
+	    cgroup2_mount_parse("31 30 0:28 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n", &mp,
+				&root, &ro),
+	    ENOENT);
 	ASSERT_ERR(cgroup2_mount_parse("", &mp, &root, &ro), ENOENT);
 }
 
 TEST(own_path_parse)
 {
 	char *p = NULL;
-	ASSERT_OK(cgroup2_own_path_parse("9:name=systemd:/\n4:memory:/x\n0::/user.slice/u.scope\n", &p));
+	ASSERT_OK(
+	    cgroup2_own_path_parse("9:name=systemd:/\n4:memory:/x\n0::/user.slice/u.scope\n", &p));
 	ASSERT_STREQ(p, "/user.slice/u.scope");
 	free(p);
 	ASSERT_OK(cgroup2_own_path_parse("0::/", &p));
@@ -90,7 +93,8 @@ static char *base_or_skip(void)
 	int r = cgroup_find_base(&base, &reason);
 	if (r < 0) {
 		static char why[512];
-		snprintf(why, sizeof(why), "no writable cgroup2 hierarchy: %s", reason ? reason : strerror(-r));
+		snprintf(why, sizeof(why), "no writable cgroup2 hierarchy: %s",
+			 reason ? reason : strerror(-r));
 		free(reason);
 		SKIP(why);
 	}
@@ -287,10 +291,66 @@ TEST(move_pid_and_signal_all)
 	ASSERT_OK(cgroup_service_remove(path));
 }
 
+static void write_file(const char *dir, const char *file, const char *text)
+{
+	_cleanup_free_ char *p = strdupf("%s/%s", dir, file);
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static bool events_say(const char *path, const char *line)
+{
+	_cleanup_free_ char *p = strdupf("%s/cgroup.events", path);
+	char buf[256] = { 0 };
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(read(fd, buf, sizeof(buf) - 1) > 0);
+	close(fd);
+	return strstr(buf, line) != NULL;
+}
+
+TEST(signal_all_leaves_a_frozen_cgroup_frozen)
+{
+	_cleanup_free_ char *base = base_or_skip();
+	_cleanup_free_ char *project = project_name("frozen");
+	_cleanup_free_ char *path = NULL;
+	ASSERT_OK(cgroup_service_create(base, project, "s", &path));
+	char *const argv[] = { (char *)"sleep", (char *)"1000", NULL };
+	SpawnOptions o = { .argv = argv, .envp = base_env, .cgroup = path };
+	Spawned s = SPAWNED_NULL;
+	ASSERT_OK(spawn_process(&o, &s, NULL));
+
+	/* Frozen by someone else (a "pause" feature, a debugger): wait until it is. */
+	int fd = inotify_init1(IN_CLOEXEC);
+	_cleanup_free_ char *events = strdupf("%s/cgroup.events", path);
+	ASSERT_TRUE(inotify_add_watch(fd, events, IN_MODIFY) >= 0);
+	write_file(path, "cgroup.freeze", "1");
+	while (!events_say(path, "frozen 1")) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ASSERT_TRUE(poll(&pfd, 1, WAIT_MS) > 0);
+		char buf[1024];
+		ASSERT_TRUE(read(fd, buf, sizeof(buf)) > 0);
+	}
+	close(fd);
+
+	ASSERT_EQ(cgroup_signal_all(path, SIGTERM), 1);
+	ASSERT_TRUE(events_say(path, "frozen 1"));
+	/* Thawed, it handles the pending SIGTERM. */
+	write_file(path, "cgroup.freeze", "0");
+	int status = wait_status(s.pid);
+	ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	wait_empty(path);
+	ASSERT_OK(cgroup_service_remove(path));
+}
+
 TEST(spawn_into_missing_cgroup_fails_clearly)
 {
 	_cleanup_free_ char *base = base_or_skip();
-	SpawnOptions o = { .command = "true", .envp = base_env, .cgroup = "/sys/fs/cgroup/nonexistent-locald" };
+	SpawnOptions o = { .command = "true",
+			   .envp = base_env,
+			   .cgroup = "/sys/fs/cgroup/nonexistent-locald" };
 	Spawned s = SPAWNED_NULL;
 	_cleanup_free_ char *error = NULL;
 	ASSERT_ERR(spawn_process(&o, &s, &error), ENOENT);

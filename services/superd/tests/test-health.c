@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +19,8 @@
 /* Upper bound for anything we wait for; the tests wait for events, never for speed. */
 #define WAIT_MS 30000
 
-static char *const base_env[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"FOO=bar", NULL };
+static char *const base_env[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"FOO=bar",
+				  NULL };
 
 /* ---- A tiny HTTP server on the test's own loop (real sockets) ---- */
 
@@ -87,7 +90,8 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		strscpy(c->reply, sizeof(c->reply), "SSH-2.0-OpenSSH_9.2\r\n");
 	else
 		strfmt(c->reply, sizeof(c->reply),
-		       "HTTP/1.1 %d Whatever\r\nContent-Length: 0\r\nLocation: /x\r\n\r\n", srv->status);
+		       "HTTP/1.1 %d Whatever\r\nContent-Length: 0\r\nLocation: /x\r\n\r\n",
+		       srv->status);
 	uv_buf_t out = uv_buf_init(c->reply, (unsigned)strlen(c->reply));
 	c->wr.data = c;
 	ASSERT_OK(uv_write(&c->wr, s, &out, 1, conn_written));
@@ -122,7 +126,8 @@ static int server_start(uv_loop_t *loop, Server *srv, bool ipv6, uint16_t port)
 		return r;
 	int len = sizeof(ss);
 	ASSERT_OK(uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&ss, &len));
-	srv->port = ntohs(ipv6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+	srv->port = ntohs(ipv6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+			       : ((struct sockaddr_in *)&ss)->sin_port);
 	return 0;
 }
 
@@ -135,7 +140,8 @@ static void server_stop(Server *srv)
 static uint16_t unused_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	ASSERT_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
 	socklen_t l = sizeof(sa);
 	ASSERT_OK(getsockname(fd, (struct sockaddr *)&sa, &l));
@@ -297,7 +303,9 @@ TEST(tcp_refused_then_ready)
 	T t;
 	t_init(&t);
 	uint16_t port = unused_port();
-	HealthConfig c = { .kind = HEALTH_KIND_TCP, .port = port, .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
+	HealthConfig c = { .kind = HEALTH_KIND_TCP,
+			   .port = port,
+			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
 	t_probe(&t, &c);
 	/* Failures while starting only update the reason. */
 	while (!health_probe_last_reason(t.probe))
@@ -327,8 +335,8 @@ TEST(start_timeout)
 	t_wait(&t, 1);
 	ASSERT_EQ(t.states[0], HEALTH_UNHEALTHY);
 	char want[120];
-	strfmt(want, sizeof(want), "not ready after 300ms: connect 127.0.0.1:%u: Connection refused",
-	       (unsigned)port);
+	strfmt(want, sizeof(want),
+	       "not ready after 300ms: connect 127.0.0.1:%u: Connection refused", (unsigned)port);
 	ASSERT_STREQ(t.reasons[0], want);
 	/* Final: nothing more happens. */
 	ASSERT_STREQ(health_probe_last_reason(t.probe), want);
@@ -341,7 +349,10 @@ static void http_case(int status, HealthState want_state, const char *want_reaso
 	t_init(&t);
 	Server srv = { .answer = ANSWER_STATUS, .status = status };
 	ASSERT_OK(server_start(&t.loop, &srv, false, 0));
-	HealthConfig c = { .kind = HEALTH_KIND_HTTP, .port = srv.port, .path = "/health", .start_timeout_ms = 400 };
+	HealthConfig c = { .kind = HEALTH_KIND_HTTP,
+			   .port = srv.port,
+			   .path = "/health",
+			   .start_timeout_ms = 400 };
 	t_probe(&t, &c);
 	t_wait(&t, 1);
 	ASSERT_EQ(t.states[0], want_state);
@@ -392,7 +403,9 @@ TEST(http_hang_times_out)
 	t_init(&t);
 	Server srv = { .answer = ANSWER_HANG };
 	ASSERT_OK(server_start(&t.loop, &srv, false, 0));
-	HealthConfig c = { .kind = HEALTH_KIND_HTTP, .port = srv.port, .timeout_ms = 100,
+	HealthConfig c = { .kind = HEALTH_KIND_HTTP,
+			   .port = srv.port,
+			   .timeout_ms = 100,
 			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
 	t_probe(&t, &c);
 	while (!health_probe_last_reason(t.probe))
@@ -408,11 +421,14 @@ TEST(http_refused_reason)
 	T t;
 	t_init(&t);
 	uint16_t port = unused_port();
-	HealthConfig c = { .kind = HEALTH_KIND_HTTP, .port = port, .path = "/up", .start_timeout_ms = 200 };
+	HealthConfig c = {
+		.kind = HEALTH_KIND_HTTP, .port = port, .path = "/up", .start_timeout_ms = 200
+	};
 	t_probe(&t, &c);
 	t_wait(&t, 1);
 	char want[120];
-	strfmt(want, sizeof(want), "not ready after 200ms: GET /up: connect 127.0.0.1:%u: Connection refused",
+	strfmt(want, sizeof(want),
+	       "not ready after 200ms: GET /up: connect 127.0.0.1:%u: Connection refused",
 	       (unsigned)port);
 	ASSERT_STREQ(t.reasons[0], want);
 	t_done(&t);
@@ -431,7 +447,10 @@ TEST(liveness_flip)
 	t_init(&t);
 	Server srv = { .answer = ANSWER_STATUS, .status = 200 };
 	ASSERT_OK(server_start(&t.loop, &srv, false, 0));
-	HealthConfig c = { .kind = HEALTH_KIND_HTTP, .port = srv.port, .interval_ms = 20, .retries = 3,
+	HealthConfig c = { .kind = HEALTH_KIND_HTTP,
+			   .port = srv.port,
+			   .interval_ms = 20,
+			   .retries = 3,
 			   .liveness = true };
 	t_probe(&t, &c);
 	t_wait(&t, 1);
@@ -487,8 +506,12 @@ TEST(start_period_failures_do_not_count)
 	t_init(&t);
 	Server srv = { .answer = ANSWER_STATUS, .status = 200 };
 	ASSERT_OK(server_start(&t.loop, &srv, false, 0));
-	HealthConfig c = { .kind = HEALTH_KIND_HTTP, .port = srv.port, .interval_ms = 10, .retries = 1,
-			   .liveness = true, .start_period_ms = 60000 };
+	HealthConfig c = { .kind = HEALTH_KIND_HTTP,
+			   .port = srv.port,
+			   .interval_ms = 10,
+			   .retries = 1,
+			   .liveness = true,
+			   .start_period_ms = 60000 };
 	t_probe(&t, &c);
 	t_wait(&t, 1);
 	srv.status = 503;
@@ -506,7 +529,9 @@ TEST(command_ok_with_env_and_cwd)
 	t_init(&t);
 	_cleanup_free_ char *cwd = realpath(test_tmpdir(), NULL);
 	_cleanup_free_ char *cmd = strdupf("test \"$FOO\" = bar && test \"$(pwd)\" = '%s'", cwd);
-	HealthConfig c = { .kind = HEALTH_KIND_COMMAND, .command = cmd, .envp = base_env, .workdir = cwd };
+	HealthConfig c = {
+		.kind = HEALTH_KIND_COMMAND, .command = cmd, .envp = base_env, .workdir = cwd
+	};
 	t_probe(&t, &c);
 	t_wait(&t, 1);
 	ASSERT_EQ(t.states[0], HEALTH_HEALTHY);
@@ -519,12 +544,15 @@ TEST(command_failure_quotes_output)
 {
 	T t;
 	t_init(&t);
-	HealthConfig c = { .kind = HEALTH_KIND_COMMAND, .command = "echo; echo 'db: not yet' >&2; exit 3",
-			   .envp = base_env, .start_timeout_ms = 300 };
+	HealthConfig c = { .kind = HEALTH_KIND_COMMAND,
+			   .command = "echo; echo 'db: not yet' >&2; exit 3",
+			   .envp = base_env,
+			   .start_timeout_ms = 300 };
 	t_probe(&t, &c);
 	t_wait(&t, 1);
 	ASSERT_EQ(t.states[0], HEALTH_UNHEALTHY);
-	ASSERT_STREQ(t.reasons[0], "not ready after 300ms: command exited with status 3: db: not yet");
+	ASSERT_STREQ(t.reasons[0],
+		     "not ready after 300ms: command exited with status 3: db: not yet");
 	t_done(&t);
 }
 
@@ -532,19 +560,29 @@ TEST(command_missing_workdir)
 {
 	T t;
 	t_init(&t);
-	HealthConfig c = { .kind = HEALTH_KIND_COMMAND, .command = "true", .envp = base_env,
-			   .workdir = "/nonexistent", .start_timeout_ms = 200 };
+	HealthConfig c = { .kind = HEALTH_KIND_COMMAND,
+			   .command = "true",
+			   .envp = base_env,
+			   .workdir = "/nonexistent",
+			   .start_timeout_ms = 200 };
 	t_probe(&t, &c);
 	t_wait(&t, 1);
-	ASSERT_STRCONTAINS(t.reasons[0], "command: cannot change to working directory '/nonexistent'");
+	ASSERT_STRCONTAINS(t.reasons[0],
+			   "command: cannot change to working directory '/nonexistent'");
 	t_done(&t);
 }
 
-static bool pid_gone(pid_t pid)
+/* Wait until pid (not necessarily our child) has exited: its pidfd turns readable. */
+static void wait_pid_gone(pid_t pid)
 {
-	ProcessStat st;
-	int r = process_stat(pid, &st);
-	return r == -ESRCH || (r >= 0 && st.state == 'Z');
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0) {
+		ASSERT_EQ(errno, ESRCH);
+		return;
+	}
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ASSERT_EQ(poll(&pfd, 1, WAIT_MS), 1);
+	close(fd);
 }
 
 TEST(command_timeout_kills_process_group)
@@ -552,9 +590,12 @@ TEST(command_timeout_kills_process_group)
 	T t;
 	t_init(&t);
 	_cleanup_free_ char *pids_file = strdupf("%s/pids", test_tmpdir());
-	_cleanup_free_ char *cmd = strdupf("echo $$ >> '%s'; sleep 300 & echo $! >> '%s'; wait", pids_file,
-					   pids_file);
-	HealthConfig c = { .kind = HEALTH_KIND_COMMAND, .command = cmd, .envp = base_env, .timeout_ms = 200,
+	_cleanup_free_ char *cmd =
+	    strdupf("echo $$ >> '%s'; sleep 300 & echo $! >> '%s'; wait", pids_file, pids_file);
+	HealthConfig c = { .kind = HEALTH_KIND_COMMAND,
+			   .command = cmd,
+			   .envp = base_env,
+			   .timeout_ms = 200,
 			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
 	t_probe(&t, &c);
 	while (!health_probe_last_reason(t.probe))
@@ -571,9 +612,7 @@ TEST(command_timeout_kills_process_group)
 		int pid;
 		line[strcspn(line, "\n")] = 0;
 		ASSERT_OK(safe_atoi(line, &pid));
-		/* Shells are our children: the reaper reaps them as the loop runs. */
-		while (!pid_gone(pid))
-			uv_run(&t.loop, UV_RUN_ONCE);
+		wait_pid_gone(pid);
 		n++;
 	}
 	fclose(f);
@@ -586,7 +625,8 @@ TEST(log_line_regex)
 {
 	T t;
 	t_init(&t);
-	HealthConfig c = { .kind = HEALTH_KIND_LOG, .ready_log_line = "^Listening on port [0-9]+$" };
+	HealthConfig c = { .kind = HEALTH_KIND_LOG,
+			   .ready_log_line = "^Listening on port [0-9]+$" };
 	t_probe(&t, &c);
 	const char *l1 = "starting up";
 	const char *l2 = "Listening on port 80 (not yet)";
@@ -609,7 +649,9 @@ TEST(log_line_with_nul_and_no_match_times_out)
 {
 	T t;
 	t_init(&t);
-	HealthConfig c = { .kind = HEALTH_KIND_LOG, .ready_log_line = "ready", .start_timeout_ms = 200 };
+	HealthConfig c = { .kind = HEALTH_KIND_LOG,
+			   .ready_log_line = "ready",
+			   .start_timeout_ms = 200 };
 	t_probe(&t, &c);
 	health_probe_feed_line(t.probe, "re\0ady", 6);
 	t_wait(&t, 1);
@@ -652,7 +694,9 @@ TEST(free_inside_callback)
 	Server srv = { .answer = ANSWER_STATUS, .status = 200 };
 	ASSERT_OK(server_start(&t.loop, &srv, false, 0));
 	t.free_in_callback = true;
-	HealthConfig c = { .kind = HEALTH_KIND_HTTP, .port = srv.port, .liveness = true, .interval_ms = 10 };
+	HealthConfig c = {
+		.kind = HEALTH_KIND_HTTP, .port = srv.port, .liveness = true, .interval_ms = 10
+	};
 	t_probe(&t, &c);
 	t_wait(&t, 1);
 	ASSERT_NULL(t.probe);

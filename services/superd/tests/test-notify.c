@@ -24,13 +24,12 @@
 static char *const base_env[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", NULL };
 
 /* Sends each argument as one datagram to $NOTIFY_SOCKET; then lingers or exits. */
-static const char sender_py[] =
-	"import os, socket, sys, time\n"
-	"a = os.environ['NOTIFY_SOCKET']\n"
-	"if a.startswith('@'): a = '\\0' + a[1:]\n"
-	"s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
-	"for m in sys.argv[2:]: s.sendto(m.encode(), a)\n"
-	"if sys.argv[1] == 'linger': time.sleep(300)\n";
+static const char sender_py[] = "import os, socket, sys, time\n"
+				"a = os.environ['NOTIFY_SOCKET']\n"
+				"if a.startswith('@'): a = '\\0' + a[1:]\n"
+				"s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+				"for m in sys.argv[2:]: s.sendto(m.encode(), a)\n"
+				"if sys.argv[1] == 'linger': time.sleep(300)\n";
 
 typedef struct Received {
 	int n;
@@ -40,7 +39,8 @@ typedef struct Received {
 	NotifySocket *free_me;
 } Received;
 
-static void on_notify(NotifySocket *ns, const NotifyMessage *m, const char *rejected, void *userdata)
+static void on_notify(NotifySocket *ns, const NotifyMessage *m, const char *rejected,
+		      void *userdata)
 {
 	Received *r = userdata;
 	ASSERT_TRUE(r->n < 8);
@@ -90,11 +90,13 @@ static void need_python(void)
 }
 
 /* Start the python sender as a service would run: own session, NOTIFY_SOCKET set. */
-static Spawned spawn_sender(const char *address, const char *cgroup, const char *mode, const char *m1,
-			    const char *m2)
+static Spawned spawn_sender(const char *address, const char *cgroup, const char *mode,
+			    const char *m1, const char *m2)
 {
-	char *const argv[] = { (char *)PYTHON, (char *)"-c", (char *)sender_py, (char *)mode, (char *)m1,
-			       (char *)m2, NULL };
+	char *const argv[] = {
+		(char *)PYTHON, (char *)"-c", (char *)sender_py, (char *)mode, (char *)m1,
+		(char *)m2,     NULL
+	};
 	SpawnOptions o = {
 		.argv = argv,
 		.envp = base_env,
@@ -120,8 +122,9 @@ TEST(parse)
 {
 	char buf[256];
 	NotifyMessage m;
-	const char *text = "READY=1\nSTATUS=Serving\t on :8080\nMAINPID=4321\nERRNO=2\nFOO=bar\nnoequals\n"
-			   "WATCHDOG=1\nEXTEND_TIMEOUT_USEC=5000000";
+	const char *text =
+	    "READY=1\nSTATUS=Serving\t on :8080\nMAINPID=4321\nERRNO=2\nFOO=bar\nnoequals\n"
+	    "WATCHDOG=1\nEXTEND_TIMEOUT_USEC=5000000";
 	strscpy(buf, sizeof(buf), text);
 	ASSERT_OK(notify_parse(buf, strlen(text), &m));
 	ASSERT_TRUE(m.ready);
@@ -227,7 +230,8 @@ TEST(unrelated_sender_rejected)
 	ASSERT_OK(notify_socket_new(&e.loop, test_tmpdir(), "shop", "web", on_notify, &r, &ns));
 
 	/* Before any scope is set, nobody may talk. */
-	Spawned early = spawn_sender(notify_socket_address(ns), NULL, "linger", "READY=1", "STATUS=x");
+	Spawned early =
+	    spawn_sender(notify_socket_address(ns), NULL, "linger", "READY=1", "STATUS=x");
 	env_wait(&e, &r, 2);
 	ASSERT_STRCONTAINS(r.rejected[0], "the service is not running");
 
@@ -237,7 +241,8 @@ TEST(unrelated_sender_rejected)
 	Spawned service = SPAWNED_NULL;
 	ASSERT_OK(spawn_process(&o, &service, NULL));
 	ASSERT_OK(notify_socket_set_scope(ns, service.pid, NULL));
-	Spawned stranger = spawn_sender(notify_socket_address(ns), NULL, "linger", "READY=1", "STATUS=evil");
+	Spawned stranger =
+	    spawn_sender(notify_socket_address(ns), NULL, "linger", "READY=1", "STATUS=evil");
 	env_wait(&e, &r, 4);
 	for (int i = 2; i < 4; i++) {
 		ASSERT_EQ(r.msg[i].sender_pid, stranger.pid);
@@ -276,13 +281,15 @@ TEST(cgroup_scope)
 	NotifySocket *ns = NULL;
 	ASSERT_OK(notify_socket_new(&e.loop, test_tmpdir(), "shop", "web", on_notify, &r, &ns));
 	/* The sender runs in the cgroup but in a session of its own: the cgroup decides. */
-	Spawned inside = spawn_sender(notify_socket_address(ns), cg, "linger", "READY=1", "STATUS=in");
+	Spawned inside =
+	    spawn_sender(notify_socket_address(ns), cg, "linger", "READY=1", "STATUS=in");
 	ASSERT_OK(notify_socket_set_scope(ns, 0, cg));
 	env_wait(&e, &r, 2);
 	ASSERT_STREQ(r.rejected[0], "");
 	ASSERT_TRUE(r.msg[0].ready);
 
-	Spawned outside = spawn_sender(notify_socket_address(ns), NULL, "linger", "READY=1", "STATUS=out");
+	Spawned outside =
+	    spawn_sender(notify_socket_address(ns), NULL, "linger", "READY=1", "STATUS=out");
 	env_wait(&e, &r, 4);
 	ASSERT_STRCONTAINS(r.rejected[2], "is not in the service's cgroup");
 
@@ -316,7 +323,8 @@ static pid_t c_sender(const char *address, const char *text, bool pass_fd, const
 	} ctl;
 	struct msghdr mh = {
 		.msg_name = &sa,
-		.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (address[0] != '@')),
+		.msg_namelen =
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (address[0] != '@')),
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
 	};
@@ -444,8 +452,8 @@ static void long_path(size_t total, bool want_abstract)
 	env_init(&e);
 	Received r = { 0 };
 	NotifySocket *ns = NULL;
-	ASSERT_OK(notify_socket_new(&e.loop, dir, "a-rather-long-project-name", "and-a-long-service-name",
-				    on_notify, &r, &ns));
+	ASSERT_OK(notify_socket_new(&e.loop, dir, "a-rather-long-project-name",
+				    "and-a-long-service-name", on_notify, &r, &ns));
 	const char *a = notify_socket_address(ns);
 	ASSERT_EQ(a[0] == '@', want_abstract);
 	Spawned s = spawn_sender(a, NULL, "linger", "READY=1", "STATUS=long");

@@ -65,11 +65,12 @@ TEST(parse_proc_net_lines)
 	ASSERT_EQ(l.uid, 1000);
 	ASSERT_EQ(l.inode, 12345);
 
-	ASSERT_EQ(port_parse_proc_net_line("   1: 00000000000000000000000001000000:0050 "
-					   "00000000000000000000000000000000:0000 0A 00000000:00000000 "
-					   "00:00000000 00000000     0        0 777 1 0 100 0 0 10 0",
-					   AF_INET6, &l),
-		  1);
+	ASSERT_EQ(
+	    port_parse_proc_net_line("   1: 00000000000000000000000001000000:0050 "
+				     "00000000000000000000000000000000:0000 0A 00000000:00000000 "
+				     "00:00000000 00000000     0        0 777 1 0 100 0 0 10 0",
+				     AF_INET6, &l),
+	    1);
 	ASSERT_EQ(l.port, 80);
 	ASSERT_STREQ(l.address, "::1");
 	ASSERT_EQ(l.inode, 777);
@@ -79,12 +80,14 @@ TEST(parse_proc_net_lines)
 					   "00:00000000 00000000  1000 0 999 1",
 					   AF_INET, &l),
 		  0);
-	ASSERT_ERR(port_parse_proc_net_line("  sl  local_address rem_address   st tx_queue rx_queue tr "
-					    "tm->when retrnsmt   uid  timeout inode",
-					    AF_INET, &l),
-		   EBADMSG);
+	ASSERT_ERR(
+	    port_parse_proc_net_line("  sl  local_address rem_address   st tx_queue rx_queue tr "
+				     "tm->when retrnsmt   uid  timeout inode",
+				     AF_INET, &l),
+	    EBADMSG);
 	ASSERT_ERR(port_parse_proc_net_line("0: 0100007F:1F90", AF_INET, &l), EBADMSG);
-	ASSERT_ERR(port_parse_proc_net_line("   0: 0100007F:1F90 00000000:0000 0A 0:0 0:0 0 x 0 1", AF_INET, &l),
+	ASSERT_ERR(port_parse_proc_net_line("   0: 0100007F:1F90 00000000:0000 0A 0:0 0:0 0 x 0 1",
+					    AF_INET, &l),
 		   EBADMSG);
 }
 
@@ -158,7 +161,8 @@ static pid_t listener_child(const char *name, int n, const int *families, uint16
 		close(p[0]);
 		for (int i = 0; i < n; i++) {
 			uint16_t port;
-			int fd = listen_on(families[i], families[i] == AF_INET6 ? "::1" : "127.0.0.1", 0, &port);
+			int fd = listen_on(families[i],
+					   families[i] == AF_INET6 ? "::1" : "127.0.0.1", 0, &port);
 			if (fd < 0)
 				_exit(3);
 			if (write(p[1], &port, sizeof(port)) != sizeof(port))
@@ -197,7 +201,8 @@ TEST(who_holds_a_port)
 	char *s = NULL;
 	ASSERT_OK(port_describe_holder(port, &s));
 	char want[96];
-	strfmt(want, sizeof(want), "port %u is in use by locald-holder (pid %d)", (unsigned)port, (int)pid);
+	strfmt(want, sizeof(want), "port %u is in use by locald-holder (pid %d)", (unsigned)port,
+	       (int)pid);
 	ASSERT_STREQ(s, want);
 	free(s);
 

@@ -18,8 +18,8 @@
 /* Generous bounds: the machine may be loaded; we wait for events, not for speed. */
 #define WAIT_MS 30000
 
-static char *const base_env[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"FOO=bar baz",
-				  NULL };
+static char *const base_env[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin",
+				  (char *)"FOO=bar baz", NULL };
 
 /* Read fd (non-blocking) until EOF, or EIO for a PTY master. */
 static char *read_all(int fd)
@@ -98,7 +98,8 @@ TEST(shell_command_env_and_cwd)
 
 TEST(argv_exec_uses_path_of_env)
 {
-	char *const argv[] = { (char *)"printf", (char *)"%s|%s\n", (char *)"a b", (char *)"$FOO", NULL };
+	char *const argv[] = { (char *)"printf", (char *)"%s|%s\n", (char *)"a b", (char *)"$FOO",
+			       NULL };
 	SpawnOptions o = { .argv = argv, .envp = base_env, .output = SPAWN_OUTPUT_PIPES };
 	_cleanup_free_ char *err = NULL;
 	_cleanup_free_ char *out = run(&o, &err, NULL);
@@ -135,7 +136,9 @@ TEST(stdout_and_stderr_apart)
 
 TEST(merged_output)
 {
-	SpawnOptions o = { .command = "echo a; echo b >&2", .envp = base_env, .output = SPAWN_OUTPUT_MERGED };
+	SpawnOptions o = { .command = "echo a; echo b >&2",
+			   .envp = base_env,
+			   .output = SPAWN_OUTPUT_MERGED };
 	_cleanup_free_ char *out = run(&o, NULL, NULL);
 	ASSERT_STREQ(out, "a\nb\n");
 }
@@ -226,7 +229,9 @@ TEST(workdir_missing_is_reported)
 	Spawned s = SPAWNED_NULL;
 	_cleanup_free_ char *error = NULL;
 	ASSERT_ERR(spawn_process(&o, &s, &error), ENOENT);
-	ASSERT_STREQ(error, "cannot change to working directory '/nonexistent/dir': No such file or directory");
+	ASSERT_STREQ(
+	    error,
+	    "cannot change to working directory '/nonexistent/dir': No such file or directory");
 	assert_no_children();
 }
 
@@ -274,7 +279,9 @@ TEST(stdio_closed_in_parent)
 	close(STDIN_FILENO);
 	int saved_out = dup(STDOUT_FILENO);
 	close(STDOUT_FILENO);
-	SpawnOptions o = { .command = "echo out; echo err >&2", .envp = base_env, .output = SPAWN_OUTPUT_PIPES };
+	SpawnOptions o = { .command = "echo out; echo err >&2",
+			   .envp = base_env,
+			   .output = SPAWN_OUTPUT_PIPES };
 	_cleanup_free_ char *err = NULL;
 	_cleanup_free_ char *out = run(&o, &err, NULL);
 	dup2(saved_out, STDOUT_FILENO);
