@@ -46,11 +46,6 @@ static void *arena_new(Arena *a, size_t size)
 	return arena_track(a, calloc(1, size));
 }
 
-static char *arena_strdup(Arena *a, const char *s)
-{
-	return arena_track(a, strdup(s ? s : ""));
-}
-
 static void arena_done(Arena *a)
 {
 	for (size_t i = 0; i < a->n; i++)
@@ -459,8 +454,8 @@ static int on_apply(BusCall *call, const BusRequest *req, void *userdata)
 
 	_cleanup_strv_free_ char **lines = NULL;
 	for (size_t i = 0; i < diags.n && i < DIAG_DETAILS_MAX; i++) {
-		_cleanup_free_ char *s = NULL;
-		if (diag_to_string(&diags.items[i], &s) >= 0 && strv_push(&lines, s) >= 0)
+		_cleanup_free_ char *s = diag_to_string(&diags.items[i]);
+		if (s && strv_push(&lines, s) >= 0)
 			s = NULL;
 	}
 	if (r == -ENOENT && only && diags.n == 0)

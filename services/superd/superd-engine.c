@@ -19,12 +19,6 @@ extern char **environ;
 
 /* ---- helpers ---- */
 
-static bool state_has_process_or_pending(UnitState s)
-{
-	return s == UNIT_STARTING || s == UNIT_RUNNING || s == UNIT_UNHEALTHY ||
-	       s == UNIT_STOPPING || s == UNIT_BUILDING;
-}
-
 Unit *engine_project_unit_by_service(EngineProject *p, const char *service)
 {
 	for (size_t i = 0; i < p->n_units; i++)

@@ -162,5 +162,9 @@ const char *unit_name(Unit *u);
 EngineProject *unit_project(Unit *u);
 LogService *unit_log(Unit *u);
 
+/* Load the state an earlier superd left (superd-state.c): re-adopt its processes, clean
+ * up the rest. Returns how many projects came back, or -errno. */
+int engine_state_restore(Engine *e);
+
 /* The environment the service runs with (or would), "K=V" strv. */
 int unit_get_env(Unit *u, char ***ret);
