@@ -56,6 +56,13 @@
 			func(*p);                                                                  \
 	}
 
+/* free() for `p = mfree(p)`. */
+static inline void *mfree(void *p)
+{
+	free(p);
+	return NULL;
+}
+
 static inline void freep(void *p)
 {
 	free(*(void **)p);

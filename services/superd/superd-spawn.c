@@ -405,6 +405,16 @@ int spawn_process(const SpawnOptions *o, Spawned *ret, char **ret_error)
 		if ((r = fd_move_above_stdio(&err_w)) < 0 || (r = fd_nonblock(err_r)) < 0)
 			return r;
 	}
+	if (o->output == SPAWN_OUTPUT_FDS) {
+		if (o->stdout_fd < 0 || o->stderr_fd < 0)
+			return -EBADF;
+		out_w = fcntl(o->stdout_fd, F_DUPFD_CLOEXEC, 3);
+		if (out_w < 0)
+			return -errno;
+		err_w = fcntl(o->stderr_fd, F_DUPFD_CLOEXEC, 3);
+		if (err_w < 0)
+			return -errno;
+	}
 	if (o->output == SPAWN_OUTPUT_PTY) {
 		r = open_pty(o->pty_columns, o->pty_rows, &pty_master, &pty_slave);
 		if (r < 0) {

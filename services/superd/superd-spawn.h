@@ -41,6 +41,7 @@ typedef enum SpawnOutput {
 	SPAWN_OUTPUT_PTY,    /* stdin, stdout, stderr on one PTY, which is the controlling tty */
 	SPAWN_OUTPUT_MERGED, /* stdout and stderr on one pipe (health-check commands) */
 	SPAWN_OUTPUT_NULL,   /* both to /dev/null */
+	SPAWN_OUTPUT_FDS,    /* the caller's fds (SpawnOptions.stdout_fd/stderr_fd), e.g. FIFOs */
 	_SPAWN_OUTPUT_MAX,
 	_SPAWN_OUTPUT_INVALID = -EINVAL,
 } SpawnOutput;
@@ -63,6 +64,9 @@ typedef struct SpawnOptions {
 	unsigned short pty_columns, pty_rows;
 	/* A leaf cgroup directory (superd-cgroup.h) to start in; NULL: none. */
 	const char *cgroup;
+	/* SPAWN_OUTPUT_FDS: what the child gets as stdout and stderr (still the caller's;
+	 * Spawned then has no output fds). */
+	int stdout_fd, stderr_fd;
 } SpawnOptions;
 
 typedef struct Spawned {

@@ -11,7 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "buf.h"
+#include "paths.h"
 #include "parse-util.h"
 #include "strutil.h"
 #include "superd-cgroup.h"
@@ -269,6 +272,66 @@ static int output_open(Unit *u, size_t i, int fd, LogStream stream)
 	o->poll->data = o;
 	if (!u->paused)
 		uv_poll_start(o->poll, UV_READABLE | UV_DISCONNECT, on_output);
+	return 0;
+}
+
+/*
+ * stdout/stderr go through named FIFOs in <runtime>/io, which the child holds open for
+ * reading and writing: if superd dies, the child's writes do not fail (EPIPE) but wait in
+ * the pipe, and the next superd opens the same FIFO and reads on. Plain pipes would break
+ * with the reader. The kernel's pipe buffer (64 KiB) is what a service can write while no
+ * superd runs; past that it blocks until one is back.
+ */
+static char *unit_fifo_path(Unit *u, const char *which)
+{
+	return strdupf("%s/io/%s.%s.%s", u->project->engine->runtime_dir, u->project->name,
+		       u->name, which);
+}
+
+static const char *const fifo_names[UNIT_OUTPUTS] = { "out", "err" };
+
+/* Reader ends into u->out[]; with create, fresh FIFOs and the child's ends in ret_child. */
+static int unit_open_fifos(Unit *u, bool create, int ret_child[UNIT_OUTPUTS])
+{
+	int r;
+	if (create) {
+		_cleanup_free_ char *dir = strdupf("%s/io", u->project->engine->runtime_dir);
+		if (!dir)
+			return -ENOMEM;
+		r = mkdir_p(dir, 0700);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < UNIT_OUTPUTS; i++) {
+		_cleanup_free_ char *path = unit_fifo_path(u, fifo_names[i]);
+		if (!path)
+			return -ENOMEM;
+		if (create) {
+			(void)unlink(path);
+			if (mkfifo(path, 0600) < 0)
+				return -errno;
+		}
+		int rd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+		if (rd < 0)
+			return -errno;
+		struct stat st;
+		if (fstat(rd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+			safe_close(rd);
+			return -EBADF;
+		}
+		if (create) {
+			/* read-write: the child is a reader too, so its writes never EPIPE */
+			ret_child[i] = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+			if (ret_child[i] < 0) {
+				r = -errno;
+				safe_close(rd);
+				return r;
+			}
+		}
+		r = output_open(u, i, rd, i == 0 ? LOG_STREAM_STDOUT : LOG_STREAM_STDERR);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -565,6 +628,54 @@ static void unit_fail_start(Unit *u, const char *fmt, ...)
 	unit_set_state(u, UNIT_FAILED, "%s", why);
 }
 
+/*
+ * Every run starts in a fresh, empty leaf. Besides hygiene this is needed because on some
+ * kernels (seen on 6.18) a leaf that once received `cgroup.kill` SIGKILLs every process
+ * later cloned into it with CLONE_INTO_CGROUP. So: kill what is left in the old leaf,
+ * remove it, make a new one; if the old one cannot go yet (its processes are still dying),
+ * use the next name (<service>.<n>) and leave the old leaf to be removed later.
+ */
+static int unit_fresh_cgroup(Unit *u)
+{
+	Engine *e = u->project->engine;
+	for (unsigned tries = 0; tries < 16; tries++) {
+		if (!u->cgroup) {
+			_cleanup_free_ char *leaf =
+			    u->cgroup_generation ? strdupf("%s.%u", u->name, u->cgroup_generation)
+						 : strdup(u->name);
+			if (!leaf)
+				return -ENOMEM;
+			int r = cgroup_service_create(e->cgroup_base, u->project->name, leaf,
+						      &u->cgroup);
+			if (r < 0)
+				return r;
+		}
+		/* Whatever is there (ours from before, or an earlier superd's) goes, and the
+		 * leaf with it; then a new one is made on the next turn. */
+		if (cgroup_is_empty(u->cgroup) == 0)
+			(void)cgroup_kill(u->cgroup);
+		bool removed = cgroup_service_remove(u->cgroup) >= 0;
+		u->cgroup = mfree(u->cgroup);
+		if (!removed)
+			u->cgroup_generation++;
+		_cleanup_free_ char *leaf = u->cgroup_generation
+						   ? strdupf("%s.%u", u->name, u->cgroup_generation)
+						   : strdup(u->name);
+		if (!leaf)
+			return -ENOMEM;
+		_cleanup_free_ char *path = NULL;
+		int r = cgroup_service_create(e->cgroup_base, u->project->name, leaf, &path);
+		if (r < 0)
+			return r;
+		if (cgroup_is_empty(path) == 1) {
+			u->cgroup = TAKE_PTR(path);
+			return 0;
+		}
+		u->cgroup = TAKE_PTR(path); /* busy: clean it on the next turn */
+	}
+	return -EBUSY;
+}
+
 void unit_start(Unit *u)
 {
 	Engine *e = u->project->engine;
@@ -605,14 +716,12 @@ void unit_start(Unit *u)
 		}
 	}
 
-	if (e->cgroup_base && !u->cgroup) {
-		r = cgroup_service_create(e->cgroup_base, u->project->name, u->name, &u->cgroup);
+	if (e->cgroup_base) {
+		r = unit_fresh_cgroup(u);
 		if (r < 0)
 			unit_note(u, "no cgroup for this service (%s): process group only",
 				  strerror(-r));
 	}
-	if (u->cgroup && cgroup_is_empty(u->cgroup) == 0)
-		(void)cgroup_kill(u->cgroup); /* leftovers of an earlier run */
 
 	if (!u->notify) {
 		r = notify_socket_new(e->loop, e->runtime_dir, u->project->name, u->name, on_notify,
@@ -621,19 +730,42 @@ void unit_start(Unit *u)
 			unit_note(u, "no $NOTIFY_SOCKET: %s", strerror(-r));
 	}
 
+	for (size_t i = 0; i < UNIT_OUTPUTS; i++)
+		output_close(&u->out[i]);
+	u->paused = false;
+	int child_fds[UNIT_OUTPUTS] = { -1, -1 };
+	bool fifos = !s->pty;
+	if (fifos) {
+		r = unit_open_fifos(u, true, child_fds);
+		if (r < 0) {
+			for (size_t i = 0; i < UNIT_OUTPUTS; i++) {
+				safe_close(child_fds[i]);
+				output_close(&u->out[i]);
+			}
+			unit_fail_start(u, "cannot create its output pipes: %s", strerror(-r));
+			return;
+		}
+	}
+
 	SpawnOptions so = {
 		.command = s->command,
 		.argv = s->argv,
 		.workdir = s->workdir,
 		.envp = u->env,
 		.notify_socket = u->notify ? notify_socket_address(u->notify) : NULL,
-		.output = s->pty ? SPAWN_OUTPUT_PTY : SPAWN_OUTPUT_PIPES,
+		.output = fifos ? SPAWN_OUTPUT_FDS : SPAWN_OUTPUT_PTY,
 		.cgroup = u->cgroup,
+		.stdout_fd = child_fds[0],
+		.stderr_fd = child_fds[1],
 	};
 	Spawned sp = SPAWNED_NULL;
 	_cleanup_free_ char *error = NULL;
 	r = spawn_process(&so, &sp, &error);
+	for (size_t i = 0; i < UNIT_OUTPUTS; i++)
+		safe_close(child_fds[i]);
 	if (r < 0) {
+		for (size_t i = 0; i < UNIT_OUTPUTS; i++)
+			output_close(&u->out[i]);
 		unit_fail_start(u, "%s", error ? error : strerror(-r));
 		return;
 	}
@@ -656,16 +788,9 @@ void unit_start(Unit *u)
 	if (u->notify)
 		notify_socket_set_scope(u->notify, u->pid, u->cgroup);
 
-	for (size_t i = 0; i < UNIT_OUTPUTS; i++)
-		output_close(&u->out[i]);
-	u->paused = false;
+	r = 0;
 	if (sp.pty_fd >= 0)
 		r = output_open(u, 0, TAKE_FD(sp.pty_fd), LOG_STREAM_STDOUT);
-	else {
-		r = output_open(u, 0, TAKE_FD(sp.stdout_fd), LOG_STREAM_STDOUT);
-		if (r >= 0)
-			r = output_open(u, 1, TAKE_FD(sp.stderr_fd), LOG_STREAM_STDERR);
-	}
 	spawned_close(&sp);
 	if (r < 0)
 		unit_note(u, "cannot capture output: %s", strerror(-r));
@@ -766,6 +891,13 @@ int unit_adopt(Unit *u, pid_t pid, uint64_t start_ticks, usec_t start_time)
 	u->stop_timeout_ms = u->svc ? u->svc->stop_timeout_ms : 5000;
 	if (u->cgroup && u->notify)
 		notify_socket_set_scope(u->notify, pid, u->cgroup);
+	/* Read on where the last superd stopped: what the service wrote meanwhile waited
+	 * in the FIFO. (A PTY service cannot be re-attached: its terminal died with superd.) */
+	if (!u->svc || !u->svc->pty) {
+		r = unit_open_fifos(u, false, NULL);
+		if (r < 0)
+			unit_note(u, "output of the re-adopted process is lost: %s", strerror(-r));
+	}
 	unit_note(u, "re-adopted pid %d after a superd restart", (int)pid);
 	return 0;
 }

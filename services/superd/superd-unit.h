@@ -46,6 +46,7 @@ struct Unit {
 	uv_poll_t *pidfd_poll;
 	int pidfd;
 	char *cgroup;
+	unsigned cgroup_generation; /* leaf name suffix when an old leaf could not be removed */
 	StopCause stop_cause;
 	int stop_signal;
 	uint64_t stop_timeout_ms;
