@@ -463,21 +463,30 @@ static int on_apply(BusCall *call, const BusRequest *req, void *userdata)
 					    "`localctl status` lists the services",
 					    "no such service in the project");
 	if (r < 0) {
-		/* The first error is the message; every diagnostic is in details. */
-		const char *first = NULL;
+		/* The first error is message + hint ("file:line:col: what"); every diagnostic,
+		 * formatted as one line, is in details. */
+		const Diag *first = NULL;
 		for (size_t i = 0; i < diags.n && !first; i++)
 			if (diags.items[i].severity == DIAG_ERROR)
-				first = lines && i < strv_length(lines) ? lines[i] : NULL;
+				first = &diags.items[i];
 		BusReply reply = LOCALD__V1__REPLY__INIT;
 		Locald__V1__Error err = LOCALD__V1__ERROR__INIT;
 		err.code = r == -ENOENT ? LOCALD__V1__ERROR__CODE__NOT_FOUND
 			   : r == -EINVAL ? LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT
 					  : bus_error_code_from_errno(r);
-		char msg[512];
-		strscpy(msg, sizeof(msg),
-			first ? first : r == -EINVAL ? "the project config has errors" : strerror(-r));
+		char msg[1024];
+		if (first && first->line)
+			strfmt(msg, sizeof(msg), "%s:%u:%u: %s", strempty(first->file),
+			       (unsigned)first->line, (unsigned)MAX(first->col, 1u), first->message);
+		else if (first)
+			strfmt(msg, sizeof(msg), "%s%s%s", strempty(first->file),
+			       first->file ? ": " : "", first->message);
+		else
+			strscpy(msg, sizeof(msg), strerror(-r));
 		err.message = msg;
-		err.hint = (char *)"fix the config and apply again; the running services were not touched";
+		err.hint = (char *)(first && first->hint
+					    ? first->hint
+					    : "fix the config and apply again; running services were not touched");
 		err.n_details = strv_length(lines);
 		err.details = lines;
 		reply.result_case = LOCALD__V1__REPLY__RESULT_ERROR;
