@@ -16,7 +16,7 @@
 #include "time-util.h"
 
 /* Time the ROUTER gets at close to flush the last (error) replies. */
-#define RPC_CLOSE_LINGER_MS 200
+#define RPC_CLOSE_LINGER_MS 1000
 /* Subscription messages are a topic prefix plus one byte. */
 #define PUB_MAXMSGSIZE (BUS_TOPIC_MAX + 16)
 

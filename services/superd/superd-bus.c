@@ -73,6 +73,7 @@ struct SuperdBus {
 	Engine *engine;
 	UnitWait *waits;
 	size_t n_waits;
+	LoopTimer *waits_timer; /* check_waits() once the engine is at rest */
 	bool shutdown;
 	bool draining;
 };
@@ -331,7 +332,13 @@ void superd_bus_on_state(void *userdata, Unit *u, UnitState previous, const char
 			(void)bus_server_publish(b->server, topic, &ev, NULL);
 	}
 	arena_done(&a);
-	check_waits(b);
+	/*
+	 * Not now: the engine calls us in the middle of a transition, before its scheduling
+	 * pass. A restarted service is STOPPED here for an instant and then starts again
+	 * in the same pass; a RestartService answered now would say "stopped".
+	 */
+	if (b->n_waits > 0 && b->waits_timer && !loop_timer_is_armed(b->waits_timer))
+		(void)loop_timer_set(b->waits_timer, 0, 0);
 	if (b->draining && engine_all_stopped(b->engine))
 		loop_exit(b->loop, 0);
 }
@@ -793,6 +800,11 @@ bool superd_bus_shutdown_requested(SuperdBus *b)
 	return b->shutdown;
 }
 
+static void on_waits_timer(LoopTimer *t, void *userdata)
+{
+	check_waits(userdata);
+}
+
 int superd_bus_new(Loop *loop, BusServer *server, Engine *engine, SuperdBus **ret)
 {
 	SuperdBus *b = calloc(1, sizeof(*b));
@@ -801,6 +813,12 @@ int superd_bus_new(Loop *loop, BusServer *server, Engine *engine, SuperdBus **re
 	b->loop = loop;
 	b->server = server;
 	b->engine = engine;
+	int r = loop_timer_new(loop, 0, 0, on_waits_timer, b, &b->waits_timer);
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	loop_timer_stop(b->waits_timer);
 	static const struct {
 		BusCallCase call;
 		BusHandler handler;
@@ -817,8 +835,9 @@ int superd_bus_new(Loop *loop, BusServer *server, Engine *engine, SuperdBus **re
 		{ LOCALD__V1__REQUEST__CALL_SHUTDOWN, on_shutdown },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(table); i++) {
-		int r = bus_server_add_handler(server, table[i].call, table[i].handler, b);
+		r = bus_server_add_handler(server, table[i].call, table[i].handler, b);
 		if (r < 0) {
+			loop_timer_free(b->waits_timer);
 			free(b);
 			return r;
 		}
@@ -838,6 +857,7 @@ SuperdBus *superd_bus_free(SuperdBus *b)
 		free(b->waits[i].service);
 	}
 	free(b->waits);
+	loop_timer_free(b->waits_timer);
 	free(b);
 	return NULL;
 }

@@ -843,14 +843,41 @@ LogService *unit_log(Unit *u)
 
 int unit_get_env(Unit *u, char ***ret)
 {
+	int r;
 	if (!u->env) {
-		int r = unit_prepare_config(u);
+		r = unit_prepare_config(u);
 		if (r < 0)
 			return r;
 	}
-	char **c = strv_copy(u->env);
-	if (!c)
-		return -ENOMEM;
-	*ret = c;
+	/* spawn replaces $NOTIFY_SOCKET with the service's socket (u->env does not have
+	 * it): show the environment as the service sees it. */
+	_cleanup_free_ char *addr = NULL;
+	if (u->notify)
+		addr = strdup(notify_socket_address(u->notify));
+	else
+		(void)notify_socket_address_for(u->project->engine->runtime_dir, u->project->name,
+						u->name, &addr);
+	_cleanup_strv_free_ char **c = NULL;
+	STRV_FOREACH(e, u->env) {
+		if (addr && startswith(*e, "NOTIFY_SOCKET="))
+			continue;
+		r = strv_extend(&c, *e);
+		if (r < 0)
+			return r;
+	}
+	if (addr) {
+		_cleanup_free_ char *kv = strdupf("NOTIFY_SOCKET=%s", addr);
+		if (!kv)
+			return -ENOMEM;
+		r = strv_extend(&c, kv);
+		if (r < 0)
+			return r;
+	}
+	if (!c) {
+		c = strv_copy(NULL);
+		if (!c)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(c);
 	return 0;
 }

@@ -48,6 +48,10 @@ static json_t *unit_to_json(Unit *u)
 	json_object_set_new(o, "port", json_integer(u->port));
 	json_object_set_new(o, "restarts", json_integer(u->restarts));
 	if (u->pid > 0) {
+		/* Whether it had passed its health check: a re-adopted service that had not
+		 * must still do so before its dependents start. */
+		json_object_set_new(o, "ready", json_boolean(u->state == UNIT_RUNNING ||
+							     u->state == UNIT_UNHEALTHY));
 		json_object_set_new(o, "pid", json_integer(u->pid));
 		json_object_set_new(o, "start_ticks", json_integer((json_int_t)u->start_ticks));
 		json_object_set_new(o, "start_time", json_integer((json_int_t)u->start_time));
@@ -115,12 +119,10 @@ static void kill_saved_process(json_t *uo)
 		(void)cgroup_kill(cg);
 }
 
-static void restore_unit(Unit *u, json_t *uo)
+/* What the unit keeps across a superd restart: wanted, counters, its sticky port, its cgroup. */
+static void restore_unit_config(Unit *u, json_t *uo)
 {
 	json_int_t port = json_integer_value(json_object_get(uo, "port"));
-	json_int_t pid = json_integer_value(json_object_get(uo, "pid"));
-	json_int_t ticks = json_integer_value(json_object_get(uo, "start_ticks"));
-	json_int_t started = json_integer_value(json_object_get(uo, "start_time"));
 	const char *cg = json_string_value(json_object_get(uo, "cgroup"));
 
 	u->wanted = json_is_true(json_object_get(uo, "wanted")) && u->svc;
@@ -129,13 +131,29 @@ static void restore_unit(Unit *u, json_t *uo)
 		u->port = (uint16_t)port;
 	if (cg && !u->cgroup)
 		u->cgroup = strdup(cg);
+}
+
+/* Its process: re-adopt it, or make sure nothing of it survives. */
+static void restore_unit_process(Unit *u, json_t *uo)
+{
+	json_int_t pid = json_integer_value(json_object_get(uo, "pid"));
+	json_int_t ticks = json_integer_value(json_object_get(uo, "start_ticks"));
+	json_int_t started = json_integer_value(json_object_get(uo, "start_time"));
 
 	bool alive = pid > 0 && process_exists_with_start_time((pid_t)pid, (uint64_t)ticks) == 1;
-	if (alive && u->svc && unit_adopt(u, (pid_t)pid, (uint64_t)ticks, (usec_t)started) == 0) {
-		u->state = UNIT_RUNNING;
-		free(u->reason);
-		u->reason = strdup("re-adopted after a superd restart");
-		return;
+	if (alive && u->svc) {
+		/* unit_adopt() resumes the health check from the state it is given here (a
+		 * state file without "ready" comes from a superd that only saved ready ones). */
+		u->state = json_is_false(json_object_get(uo, "ready")) ? UNIT_STARTING
+									: UNIT_RUNNING;
+		if (unit_adopt(u, (pid_t)pid, (uint64_t)ticks, (usec_t)started) == 0) {
+			free(u->reason);
+			u->reason = strdup(u->state == UNIT_STARTING
+						   ? "re-adopted after a superd restart, not ready yet"
+						   : "re-adopted after a superd restart");
+			return;
+		}
+		u->state = UNIT_STOPPED;
 	}
 	/* Not adoptable: make sure nothing of it survives, then scheduling starts it fresh. */
 	kill_saved_process(uo);
@@ -183,17 +201,25 @@ int engine_state_restore(Engine *e)
 			json_array_foreach(units, k, uo) kill_saved_process(uo);
 			continue;
 		}
+		/* Every port first: an adopted service's env (${services.x.port}) reads them. */
 		json_t *uo;
 		json_array_foreach(units, k, uo)
 		{
 			const char *name = json_string_value(json_object_get(uo, "name"));
 			Unit *u = name ? engine_project_unit_by_service(p, name) : NULL;
 			if (u)
-				restore_unit(u, uo);
+				restore_unit_config(u, uo);
+		}
+		json_array_foreach(units, k, uo)
+		{
+			const char *name = json_string_value(json_object_get(uo, "name"));
+			Unit *u = name ? engine_project_unit_by_service(p, name) : NULL;
+			if (u)
+				restore_unit_process(u, uo);
 			else
 				kill_saved_process(uo);
 		}
-		/* ports may have been restored: recompute the environments */
+		/* ports were restored: recompute the environments (adopted units keep theirs) */
 		for (size_t n = 0; n < p->n_units; n++)
 			if (p->units[n]->svc)
 				(void)unit_prepare_config(p->units[n]);

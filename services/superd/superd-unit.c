@@ -787,6 +787,12 @@ void unit_start(Unit *u)
 	u->has_exit = false;
 	if (u->notify)
 		notify_socket_set_scope(u->notify, u->pid, u->cgroup);
+	/* Now, not after SAVE_DELAY_MS: a superd killed in between would forget the process
+	 * (and the project, on a first apply), and the next one could neither re-adopt nor
+	 * stop it: an orphan. */
+	r = engine_state_save(e);
+	if (r < 0)
+		unit_note(u, "cannot save superd's state: %s", strerror(-r));
 
 	r = 0;
 	if (sp.pty_fd >= 0)
@@ -859,6 +865,13 @@ void unit_stop(Unit *u, StopCause cause)
 	uint64_t timeout = u->stop_timeout_ms ? u->stop_timeout_ms : 5000;
 	uv_timer_start(u->timer, on_stop_timer, timeout, 0);
 	const char *signame = signal_to_string(sig);
+	if (cause == STOP_NEVER_READY) {
+		/* The reason says why it never became ready (and its last output): it must
+		 * survive to FAILED, which unit_exited() takes from here. */
+		unit_note(u, "sent %s", signame ? signame : "signal");
+		unit_set_state(u, UNIT_STOPPING, "%s", strempty(u->reason));
+		return;
+	}
 	unit_set_state(u, UNIT_STOPPING, "sent %s%s", signame ? signame : "signal",
 		       cause == STOP_LIVENESS ? " (unhealthy)" : "");
 }
@@ -889,7 +902,14 @@ int unit_adopt(Unit *u, pid_t pid, uint64_t start_ticks, usec_t start_time)
 	u->start_mono = now_monotonic();
 	u->stop_signal = u->svc ? u->svc->stop_signal : SIGTERM;
 	u->stop_timeout_ms = u->svc ? u->svc->stop_timeout_ms : 5000;
-	if (u->cgroup && u->notify)
+	/* Its $NOTIFY_SOCKET died with the last superd: bind the same address again. */
+	if (!u->notify && u->svc) {
+		r = notify_socket_new(e->loop, e->runtime_dir, u->project->name, u->name, on_notify,
+				      u, &u->notify);
+		if (r < 0)
+			unit_note(u, "no $NOTIFY_SOCKET: %s", strerror(-r));
+	}
+	if (u->notify)
 		notify_socket_set_scope(u->notify, pid, u->cgroup);
 	/* Read on where the last superd stopped: what the service wrote meanwhile waited
 	 * in the FIFO. (A PTY service cannot be re-attached: its terminal died with superd.) */
@@ -899,6 +919,34 @@ int unit_adopt(Unit *u, pid_t pid, uint64_t start_ticks, usec_t start_time)
 			unit_note(u, "output of the re-adopted process is lost: %s", strerror(-r));
 	}
 	unit_note(u, "re-adopted pid %d after a superd restart", (int)pid);
+
+	/*
+	 * The health check goes on from where the last superd left it (the caller sets
+	 * u->state from the saved state): a service that was not ready yet must become ready
+	 * before its dependents start, and liveness keeps watching one that was. A ready
+	 * service's notify or log check is not resumed: its READY=1 or line is not coming
+	 * again.
+	 */
+	if (!u->svc)
+		return 0;
+	r = unit_prepare_config(u); /* its port is kept: it has a process */
+	if (r < 0)
+		unit_note(u, "cannot compute its environment: %s", strerror(-r));
+	HealthKind kind = health_kind_for(u->svc);
+	bool ready = u->state != UNIT_STARTING;
+	bool active = kind == HEALTH_KIND_TCP || kind == HEALTH_KIND_HTTP ||
+		      kind == HEALTH_KIND_COMMAND;
+	u->health_source = kind >= 0 ? health_kind_to_string(kind) : "none";
+	if (!ready || (active && u->svc->health_check.liveness)) {
+		_cleanup_free_ char *perr = NULL;
+		r = unit_start_probe(u, &perr);
+		if (r < 0) {
+			unit_note(u, "health check not resumed: %s", perr ? perr : strerror(-r));
+			u->probe = health_probe_free(u->probe);
+		}
+	}
+	if (!u->probe)
+		u->state = UNIT_RUNNING;
 	return 0;
 }
 

@@ -111,7 +111,8 @@ static int on_emit_events(BusCall *call, const BusRequest *req, void *userdata)
 					    "invalid topic '%s'", em->topic);
 	if (em->count > EMIT_COUNT_MAX)
 		return bus_call_reply_error(&call, LOCALD__V1__ERROR__CODE__INVALID_ARGUMENT, NULL,
-					    "count %" PRIu32 " exceeds %u", em->count, EMIT_COUNT_MAX);
+					    "count %" PRIu32 " exceeds %u", em->count,
+					    EMIT_COUNT_MAX);
 	if (em->skip > 0) {
 		r = bus_server_skip_seq(srv->bus, family, em->skip);
 		if (r < 0)

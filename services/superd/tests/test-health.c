@@ -544,16 +544,75 @@ TEST(command_failure_quotes_output)
 {
 	T t;
 	t_init(&t);
+	/* No start timeout: the reason is looked at once the first run is in, however long
+	 * that takes (a fork under ASan on a busy machine can take longer than any small
+	 * start_timeout). */
 	HealthConfig c = { .kind = HEALTH_KIND_COMMAND,
 			   .command = "echo; echo 'db: not yet' >&2; exit 3",
 			   .envp = base_env,
+			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
+	t_probe(&t, &c);
+	while (!health_probe_last_reason(t.probe))
+		uv_run(&t.loop, UV_RUN_ONCE);
+	ASSERT_STREQ(health_probe_last_reason(t.probe),
+		     "command exited with status 3: db: not yet");
+	ASSERT_EQ(t.n, 0);
+	ASSERT_EQ(health_probe_get_state(t.probe), HEALTH_STARTING);
+	/* A retry may be running: freeing the probe kills it and frees its attempt even
+	 * though the reaper goes before the exit is seen. */
+	t_done(&t);
+}
+
+/* Wait for our only child, which must have been SIGKILLed. */
+static void wait_child_killed(void)
+{
+	siginfo_t si = { 0 };
+	while (waitid(P_ALL, 0, &si, WEXITED) < 0)
+		ASSERT_EQ(errno, EINTR);
+	ASSERT_EQ(si.si_code, CLD_KILLED);
+	ASSERT_EQ(si.si_status, SIGKILL);
+}
+
+TEST(command_start_timeout_while_running)
+{
+	T t;
+	t_init(&t);
+	/* The one check hangs and its own timeout is far off, so at the start timeout it is
+	 * always in flight, however slow the machine is. */
+	HealthConfig c = { .kind = HEALTH_KIND_COMMAND,
+			   .command = "exec sleep 300",
+			   .envp = base_env,
+			   .timeout_ms = WAIT_MS,
 			   .start_timeout_ms = 300 };
 	t_probe(&t, &c);
 	t_wait(&t, 1);
 	ASSERT_EQ(t.states[0], HEALTH_UNHEALTHY);
-	ASSERT_STREQ(t.reasons[0],
-		     "not ready after 300ms: command exited with status 3: db: not yet");
+	ASSERT_STREQ(t.reasons[0], "not ready after 300ms: no check completed");
+	/* The reaper goes before the killed command's exit is seen: the attempt must not
+	 * wait for it (LeakSanitizer checks at exit). */
 	t_done(&t);
+	wait_child_killed();
+}
+
+TEST(command_free_while_running_then_reaper)
+{
+	T t;
+	t_init(&t);
+	HealthConfig c = { .kind = HEALTH_KIND_COMMAND,
+			   .command = "exec sleep 300",
+			   .envp = base_env,
+			   .timeout_ms = WAIT_MS,
+			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
+	t_probe(&t, &c);
+	/* The first check is due at once and spawns synchronously. */
+	uv_run(&t.loop, UV_RUN_NOWAIT);
+	siginfo_t si = { 0 };
+	ASSERT_OK(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT));
+	ASSERT_EQ(si.si_pid, 0); /* running, not exited */
+	ASSERT_EQ(t.n, 0);
+	/* The engine's shutdown order: probes first, then the reaper, then the loop. */
+	t_done(&t);
+	wait_child_killed();
 }
 
 TEST(command_missing_workdir)
@@ -567,8 +626,11 @@ TEST(command_missing_workdir)
 			   .start_timeout_ms = 200 };
 	t_probe(&t, &c);
 	t_wait(&t, 1);
-	ASSERT_STRCONTAINS(t.reasons[0],
-			   "command: cannot change to working directory '/nonexistent'");
+	/* Deterministic: the spawn fails inside the first check, which is due before the
+	 * start timeout, so the failure is in before the timeout wraps it. */
+	ASSERT_EQ(t.states[0], HEALTH_UNHEALTHY);
+	ASSERT_STREQ(t.reasons[0], "not ready after 200ms: command: cannot change to working "
+				   "directory '/nonexistent': No such file or directory");
 	t_done(&t);
 }
 
@@ -585,6 +647,18 @@ static void wait_pid_gone(pid_t pid)
 	close(fd);
 }
 
+static int count_lines(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int n = 0;
+	for (int ch; (ch = fgetc(f)) != EOF;)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
 TEST(command_timeout_kills_process_group)
 {
 	T t;
@@ -598,7 +672,9 @@ TEST(command_timeout_kills_process_group)
 			   .timeout_ms = 200,
 			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
 	t_probe(&t, &c);
-	while (!health_probe_last_reason(t.probe))
+	/* Attempts are retried until at least one has timed out and two pids are on record
+	 * (however slow the machine, a shell gets to its first echo in some attempt). */
+	while (!health_probe_last_reason(t.probe) || count_lines(pids_file) < 2)
 		uv_run(&t.loop, UV_RUN_ONCE);
 	ASSERT_STREQ(health_probe_last_reason(t.probe), "command timed out after 200ms (killed)");
 	t.probe = health_probe_free(t.probe);
