@@ -262,9 +262,10 @@ class SuperdHarness:
                     cwd == d or cwd.startswith(d + "/") for d in dirs):
                 try:
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                    stat = Path(f"/proc/{pid}/stat").read_text().strip()
                 except OSError:
-                    cmd = b"?"
-                found.append((pid, cmd.decode(errors="replace").strip()))
+                    cmd, stat = b"?", "?"
+                found.append((pid, cmd.decode(errors="replace").strip(), stat))
         return found
 
     def _cgroup_leftovers(self):
@@ -288,10 +289,13 @@ class SuperdHarness:
         for d in self.daemons:
             if d.proc and d.proc.poll() is None:
                 d.stop(timeout=40)
-        left = self._leftovers()
+        # What superd killed last (cgroup.kill does not wait) may take a moment to go.
+        deadline = time.monotonic() + 3
+        while (left := self._leftovers()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if left:
             problems.append(f"processes survived superd's exit: {left}")
-            for pid, _ in left:
+            for pid, *_ in left:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

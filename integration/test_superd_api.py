@@ -14,6 +14,13 @@ pytest.importorskip("google.protobuf")
 from superd_fixtures import *  # noqa: E402,F401,F403
 
 
+def exec_env(pid):
+    """The environment of a service's process once it has exec'd (right after the fork it
+    still has superd's)."""
+    return wait_until(lambda: (e := proc_env(pid)).get("LOCALD_SERVICE") and e,
+                      what=f"pid {pid} to exec")
+
+
 def test_garbage_on_the_bus_is_answered(sd):
     c = sd.client
     for junk in (os.urandom(64), b"\xff" * 3, b"", os.urandom(4096)):
@@ -129,11 +136,11 @@ def test_service_env(sd):
     assert api["LOCALD_SERVICE"] == "api"
 
     # And that is what the running processes really have.
-    real = proc_env(st["db"].pid)
+    real = exec_env(st["db"].pid)
     for k in ("PORT", "LOCALD_PROJECT", "LOCALD_SERVICE", "LOCALD_URL", "SHARED",
               "ONLY_DOTENV", "NOTIFY_SOCKET"):
         assert real.get(k) == db[k], k
-    assert proc_env(st["api"].pid)["DATABASE_URL"] == api["DATABASE_URL"]
+    assert exec_env(st["api"].pid)["DATABASE_URL"] == api["DATABASE_URL"]
 
 
 def test_caller_environment_is_inherited(sd):
@@ -149,7 +156,7 @@ def test_caller_environment_is_inherited(sd):
                      sv.EnvVar(name="OVERRIDDEN", value="by-caller"),
                      sv.EnvVar(name="PATH", value="/usr/bin:/bin")]))
     pid = sd.service(proj, "w").pid
-    real = proc_env(pid)
+    real = exec_env(pid)
     assert real["FROM_CALLER"] == "yes"
     assert real["OVERRIDDEN"] == "by-service"
 
@@ -182,6 +189,9 @@ def test_service_calls_reply_when_done(sd):
     with pytest.raises(BusError) as ei:
         sd.call(status=sv.Status(project=proj))
     assert ei.value.code == "NOT_FOUND"
+    # and it can be applied again
+    res = sd.apply(proj)
+    assert state_name(res.project.services[0].state) == "running"
 
 
 def test_port_mismatch_is_a_warning(sd):

@@ -6,6 +6,7 @@ services that died meanwhile are started again, and nothing is orphaned."""
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -63,23 +64,20 @@ def counters(sd, proj):
 
 
 def test_kill9_readopts_and_loses_no_output(sd):
+    mark = uuid.uuid4().hex[:12]  # counting processes must see only ours
     proj = sd.project(f"""
         [services.quiet]
         type = "worker"
-        command = "exec {PY} quiet.py quiet-{{marker}}"
+        command = "exec {PY} quiet.py quiet-{mark}"
 
         [services.chatty]
         type = "worker"
-        command = "exec {PY} chatty.py chatty-{{marker}}"
+        command = "exec {PY} chatty.py chatty-{mark}"
 
         [services.victim]
         type = "worker"
         command = "exec sleep 1000"
-    """.replace("{marker}", "MARK"), files={"quiet.py": QUIET, "chatty.py": CHATTY})
-    # a marker unique to this test, so counting processes sees only ours
-    mark = proj
-    sd.write_config(proj, (sd.dir(proj) / "locald.toml").read_text()
-                    .split("\n\n", 1)[1].replace("MARK", mark))
+    """, files={"quiet.py": QUIET, "chatty.py": CHATTY})
     sd.apply(proj)
     before = sd.status(proj)
     assert {state_name(s.state) for s in before.values()} == {"running"}
@@ -244,3 +242,25 @@ def test_health_checks_resume_after_kill9(sd):
     s = sd.wait_state(proj, "web", "running", pred=lambda s: s.restarts >= 1 and s.pid)
     assert s.pid != before["web"].pid
     assert not pid_alive(before["web"].pid)
+
+
+def test_kill9_with_a_pty_service(sd):
+    # A PTY cannot be handed over: its terminal dies with superd. The service must come
+    # back one way or the other, once, and nothing of the old one may linger.
+    mark = uuid.uuid4().hex[:12]
+    proj = sd.project(f"""
+        [services.tty]
+        type = "worker"
+        command = "exec {PY} quiet.py tty-{mark}"
+        pty = true
+        restart = {{ policy = "on-failure", backoff = "100ms" }}
+    """, files={"quiet.py": QUIET})
+    sd.apply(proj)
+    before = sd.service(proj, "tty")
+    sd.kill9()
+    sd.start()
+    s = sd.wait_state(proj, "tty", "running", pred=lambda s: s.pid != 0)
+    wait_until(lambda: processes_with(f"tty-{mark}") == [s.pid], timeout=10,
+               what="exactly one copy of the pty service")
+    if s.pid != before.pid:
+        assert not pid_alive(before.pid)

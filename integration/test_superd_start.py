@@ -185,3 +185,30 @@ def test_stop_in_reverse_dependency_order(sd):
                     if l.text.startswith(prefix))
     assert t("web", "stopped") <= t("api", "stopping") <= t("api", "stopped")
     assert t("api", "stopped") <= t("db", "stopping")
+
+
+def test_spawn_failures_are_reported(sd):
+    proj = sd.project(f"""
+        [services.noexec]
+        type = "worker"
+        command = ["/nonexistent/program", "--flag"]
+        restart = "no"
+
+        [services.nodir]
+        type = "worker"
+        command = "exec sleep 1000"
+        workdir = "does/not/exist"
+        restart = "no"
+
+        [services.fine]
+        type = "worker"
+        command = "exec sleep 1000"
+    """)
+    sd.apply(proj)
+    noexec = sd.wait_state(proj, "noexec", "failed")
+    assert "/nonexistent/program" in noexec.status_reason, noexec.status_reason
+    assert "No such file" in noexec.status_reason, noexec.status_reason
+    nodir = sd.wait_state(proj, "nodir", "failed")
+    assert "does/not/exist" in nodir.status_reason, nodir.status_reason
+    assert state_name(sd.service(proj, "fine").state) == "running"
+    assert sd.call(ping=env_pb.Ping()).pong.daemon == "superd"

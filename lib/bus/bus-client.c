@@ -20,6 +20,31 @@ struct BusClient {
 	char endpoint[];
 };
 
+/*
+ * Not ZMQ_IMMEDIATE: with it, libzmq discards the messages a connection delivered but we
+ * have not read yet when that connection drops, so the reply of a daemon that answers
+ * and exits (Shutdown) could vanish. Instead a socket whose call timed out is replaced
+ * (see bus_client_call()), which drops a request still queued for a daemon that is not
+ * there, so it cannot reach one started later.
+ */
+static int client_open_socket(BusClient *c)
+{
+	void *s = zmq_socket(c->ctx, ZMQ_DEALER);
+	if (!s)
+		return negative_errno();
+	int r = bus_client_socket_setup(s, false);
+	if (r >= 0 && zmq_connect(s, c->endpoint) < 0)
+		r = negative_errno();
+	if (r < 0) {
+		zmq_close(s);
+		return r;
+	}
+	if (c->socket)
+		zmq_close(c->socket);
+	c->socket = s;
+	return 0;
+}
+
 int bus_client_new(void *zmq_ctx, const char *endpoint, BusClient **ret)
 {
 	size_t n = strlen(endpoint);
@@ -40,23 +65,13 @@ int bus_client_new(void *zmq_ctx, const char *endpoint, BusClient **ret)
 		}
 		c->own_ctx = true;
 	}
-	c->socket = zmq_socket(c->ctx, ZMQ_DEALER);
-	if (!c->socket) {
-		r = negative_errno();
-		goto fail;
+	r = client_open_socket(c);
+	if (r < 0) {
+		bus_client_free(c);
+		return r;
 	}
-	/* IMMEDIATE: no queueing towards a daemon that is not connected (or went away), so a
-	 * request that timed out is not delivered to a daemon that starts later. */
-	r = bus_client_socket_setup(c->socket, true);
-	if (r >= 0 && zmq_connect(c->socket, endpoint) < 0)
-		r = negative_errno();
-	if (r < 0)
-		goto fail;
 	*ret = c;
 	return 0;
-fail:
-	bus_client_free(c);
-	return r;
 }
 
 BusClient *bus_client_free(BusClient *c)
@@ -128,20 +143,24 @@ int bus_client_call(BusClient *c, BusRequest *request, uint64_t timeout_ms, BusR
 		free(data);
 		return -ENOMEM;
 	}
-	/* Blocks only until the connection is up (IMMEDIATE), bounded by the deadline. */
+	/* Queued at once (HWM permitting); bounded by the deadline anyway. */
 	int sndtimeo = ms_until(deadline);
 	(void)zmq_setsockopt(c->socket, ZMQ_SNDTIMEO, &sndtimeo, sizeof(sndtimeo));
 	if (zmq_msg_send(&m, c->socket, 0) < 0) {
 		r = negative_errno();
 		zmq_msg_close(&m);
+		(void)client_open_socket(c);
 		return r == -EAGAIN ? -ETIMEDOUT : r;
 	}
 
 	for (;;) {
 		zmq_pollitem_t item = { .socket = c->socket, .events = ZMQ_POLLIN };
 		int timeout = ms_until(deadline);
-		if (timeout <= 0)
+		if (timeout <= 0) {
+			/* The request may still wait in the queue for a daemon that is gone. */
+			(void)client_open_socket(c);
 			return -ETIMEDOUT;
+		}
 		r = zmq_poll(&item, 1, timeout);
 		if (r < 0) {
 			if (errno == EINTR)

@@ -31,7 +31,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusClient *, bus_client_free);
  * and restored afterwards) and wait up to timeout_ms for its reply.
  *   0             *ret_reply set (free with bus_reply_free())
  *   -ECONNREFUSED nothing listens on the endpoint (no daemon; checked before sending)
- *   -ETIMEDOUT    no reply in time (daemon busy, hung, or gone meanwhile)
+ *   -ETIMEDOUT    no reply in time (daemon busy, hung, gone meanwhile, or refusing us);
+ *                 the client then starts over with a new socket, so the request, if it
+ *                 was still queued, never reaches a daemon started later
  *   -E2BIG        request larger than BUS_FRAME_MAX
  *   -EBADMSG      the reply to this call could not be decoded
  *   -ENOMEM, other -errno from ZeroMQ

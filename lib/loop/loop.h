@@ -19,13 +19,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-
-/* Before <uv.h>: its <sys/param.h> defines MIN/MAX too, and a redefinition inside a
- * system header is silent, while macro.h's after it would warn. */
-#include "macro.h"
-
 #include <uv.h>
 #include <zmq.h>
+
+#include "macro.h"
 
 typedef struct Loop Loop;
 typedef struct LoopTimer LoopTimer;
