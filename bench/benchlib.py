@@ -20,7 +20,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SOURCE_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(SOURCE_DIR / "integration"))
 
-from locald_bus import Superd, pb  # noqa: E402
+from locald_bus import Superd, pb  # noqa: E402,F401 (pb is re-exported)
 
 
 def arg_parser(description):
@@ -112,6 +112,32 @@ def kill_group(proc):
 
 def start_superd(binary, root, extra_args=()):
     return Superd(binary, root, extra_args=extra_args).start(timeout=20)
+
+
+def stop_superd(d, projects=()):
+    """Stop superd (it stops every service), then remove the empty cgroup leaves it keeps
+    for a next run of these projects."""
+    d.stop()
+    try:
+        log = d.log.read_text(errors="replace")
+    except OSError:
+        return
+    base = next((l.split("service cgroups under ", 1)[1].strip() for l in log.splitlines()
+                 if "service cgroups under " in l), None)
+    for name in projects if base else ():
+        top = Path(base) / name
+        if not top.is_dir():
+            continue
+        for leaf in sorted(top.rglob("*"), key=lambda p: -len(p.parts)):
+            if leaf.is_dir():
+                try:
+                    leaf.rmdir()
+                except OSError:
+                    pass
+        try:
+            top.rmdir()
+        except OSError:
+            pass
 
 
 def proc_rss_kb(pid):

@@ -19,6 +19,7 @@ Goal (issue 3): superd ≤ 1.2 × floor + 50 ms.
 
 import subprocess
 import time
+from pathlib import Path
 
 import benchlib as bl
 
@@ -82,7 +83,7 @@ def superd_once(binary, root, project_dir, n, extra_args=()):
         return dt, cpu, (max(starts) - min(starts)) / 1e6
     finally:
         c.close()
-        d.stop()
+        bl.stop_superd(d, [Path(project_dir).name])
 
 
 def run_variant(args, binary, tmp, listener, chain, label):

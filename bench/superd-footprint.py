@@ -83,7 +83,7 @@ def run_superd(args, binary, tmp, listener):
                     up=up, note=f"peak RSS {hwm / 1024:.1f} MB")
     finally:
         c.close()
-        d.stop()
+        bl.stop_superd(d, ["benchfoot"])
 
 
 def run_supervisord(args, tmp, listener):

@@ -80,6 +80,8 @@ def verify(logdir, service, n_lines, system_before):
     if first_out is None:
         return 0, n_lines, "no stdout line stored"
     seq0, line0 = first_out
+    if system_before is None and line0 > 0:
+        return kept, None, "lines were rotated away and superd's first records were not seen"
     if system_before is not None and seq0 - 1 != line0 + system_before:
         return kept, None, (f"first kept line {line0} has seq {seq0}: expected "
                             f"{line0 + system_before + 1}")
@@ -120,11 +122,13 @@ def superd_once(args, binary, linegen, root):
             time.sleep(0.01)
         dt = time.monotonic() - t0
         cpu = (bl.proc_cpu_ticks(d.proc.pid) - cpu0) / bl.CLK_TCK
+        with open(f"/proc/{d.proc.pid}/status") as f:
+            hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
     finally:
         c.close()
-        d.stop()
+        bl.stop_superd(d, ["benchlogs"])
     stored, lost, problem = verify(d.state / "logs" / "benchlogs", "writer", args.lines, system_before)
-    return dt, cpu, stored, lost, problem
+    return dt, cpu, hwm, stored, lost, problem
 
 
 def main():
@@ -140,23 +144,25 @@ def main():
         linegen = bl.build_tool("linegen", tmp)
         n = args.lines
         print(f"superd-logs: {n} lines of {LINE} bytes, {args.rounds} rounds, {bl.machine_note()}")
-        floors, ingests, supers, cpus, losts, problems = [], [], [], [], [], []
+        floors, ingests, supers, cpus, hwms, losts, problems = [], [], [], [], [], [], []
         for r in range(args.rounds):
             floors.append(timed(f"{linegen} {n} | cat > {tmp}/floor.out"))
             os.unlink(tmp / "floor.out")
             if ingest.exists():
                 ingests.append(timed(f"{linegen} {n} | {ingest} --dir {tmp}/ingest"))
                 subprocess.run(["rm", "-rf", str(tmp / "ingest")], check=True)
-            dt, cpu, stored, lost, problem = superd_once(args, binary, linegen, tmp / f"round{r}")
+            dt, cpu, hwm, stored, lost, problem = superd_once(args, binary, linegen, tmp / f"round{r}")
             subprocess.run(["rm", "-rf", str(tmp / f"round{r}")], check=True)
             supers.append(dt)
             cpus.append(cpu)
+            hwms.append(hwm)
             losts.append(lost)
             if problem:
                 problems.append(problem)
             print(f"  round {r + 1}: floor {bl.fmt_ms(floors[-1])}"
                   + (f", ingest {bl.fmt_ms(ingests[-1])}" if ingests else "")
-                  + f", superd {bl.fmt_ms(dt)} (superd CPU {cpu * 1000:.0f} ms),"
+                  + f", superd {bl.fmt_ms(dt)} (superd CPU {cpu * 1000:.0f} ms, peak RSS"
+                  f" {hwm / 1024:.1f} MB),"
                   f" stored {stored}, lost {lost if lost is not None else '?'}"
                   + (f" — {problem}" if problem else ""), flush=True)
 
@@ -166,17 +172,18 @@ def main():
             ingest_lost = next((l.split()[1] for l in out.stdout.splitlines() if l.startswith("lost")),
                                "?")
         f = bl.median(floors)
-        rows = [["floor: linegen | cat > file", bl.fmt_ms(f), f"{n / f / 1e6:.2f} M", "1.00x", "-", "0"]]
+        rows = [["floor: linegen | cat > file", bl.fmt_ms(f), f"{n / f / 1e6:.2f} M", "1.00x", "-", "-",
+                 "0"]]
         if ingests:
             i = bl.median(ingests)
             rows.append(["linegen | logstore-ingest", bl.fmt_ms(i), f"{n / i / 1e6:.2f} M",
-                         f"{f / i:.2f}x", "-", ingest_lost])
+                         f"{f / i:.2f}x", "-", "-", ingest_lost])
         s = bl.median(supers)
         lost_s = "?" if any(l is None for l in losts) else str(max(losts))
         rows.append(["superd (worker, Logs)", bl.fmt_ms(s), f"{n / s / 1e6:.2f} M", f"{f / s:.2f}x",
-                     f"{bl.median(cpus) * 1000:.0f} ms", lost_s])
+                     f"{bl.median(cpus) * 1000:.0f} ms", f"{max(hwms) / 1024:.1f} MB", lost_s])
         print()
-        bl.table(["", "time", "lines/s", "vs floor", "superd CPU", "lost"], rows)
+        bl.table(["", "time", "lines/s", "vs floor", "superd CPU", "superd peak RSS", "lost"], rows)
         print(f"\nmedians of {args.rounds}; goal: superd >= 0.30x floor lines/s, 0 lost -> "
               f"{'met' if f / s >= 0.3 and lost_s == '0' else 'MISSED'}")
         if problems:

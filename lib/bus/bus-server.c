@@ -70,6 +70,12 @@ struct BusServer {
 	usec_t start_time;
 
 	BusServerStats stats;
+
+	/* Topic prefixes some subscriber holds (XPUB tells the first subscribe and the last
+	 * unsubscribe of each): events nobody would receive are not encoded at all. */
+	char **subs;
+	size_t n_subs;
+	usec_t subs_checked;
 };
 
 /* ---- Sending ---- */
@@ -527,9 +533,51 @@ static void on_rpc(LoopZmq *z, void *socket, void *userdata)
 
 /* ---- Server ---- */
 
+/* Read the (un)subscription messages XPUB has queued: 1 or 0, then the prefix. */
+static void subs_update(BusServer *s)
+{
+	char buf[PUB_MAXMSGSIZE];
+	int n;
+	while ((n = zmq_recv(s->pub, buf, sizeof(buf), ZMQ_DONTWAIT)) > 0) {
+		if (n > (int)sizeof(buf) || (buf[0] != 0 && buf[0] != 1))
+			continue;
+		size_t len = (size_t)n - 1;
+		size_t i = 0;
+		while (i < s->n_subs && !(strlen(s->subs[i]) == len && memcmp(s->subs[i], buf + 1, len) == 0))
+			i++;
+		if (buf[0] == 1 && i == s->n_subs) {
+			char **ns = realloc(s->subs, (s->n_subs + 1) * sizeof(char *));
+			char *p = ns ? strndup(buf + 1, len) : NULL;
+			if (ns)
+				s->subs = ns;
+			if (p)
+				s->subs[s->n_subs++] = p;
+		} else if (buf[0] == 0 && i < s->n_subs) {
+			free(s->subs[i]);
+			s->subs[i] = s->subs[--s->n_subs];
+		}
+	}
+}
+
+bool bus_server_has_subscriber(BusServer *s, const char *topic)
+{
+	/* on_pub keeps the set current; a new subscription may still wait in libzmq (where
+	 * PUB would have applied it at the next send), so look at most once a millisecond:
+	 * zmq_recv() per log line would cost more than the event it saves. */
+	usec_t now = now_monotonic();
+	if (now - s->subs_checked >= 1000) {
+		s->subs_checked = now;
+		subs_update(s);
+	}
+	for (size_t i = 0; i < s->n_subs; i++)
+		if (startswith(topic, s->subs[i]))
+			return true;
+	return false;
+}
+
 static void on_pub(LoopZmq *z, void *socket, void *userdata)
 {
-	/* A PUB socket never has POLLIN: not called. */
+	subs_update(userdata);
 }
 
 static int setsockopt_int(void *socket, int option, int value)
@@ -616,7 +664,7 @@ int bus_server_new(Loop *loop, void *zmq_ctx, const char *runtime_dir, const cha
 	r = open_socket(s, ZMQ_ROUTER, s->rpc_path, &s->rpc_st, &s->rpc);
 	if (r < 0)
 		return r;
-	r = open_socket(s, ZMQ_PUB, s->events_path, &s->events_st, &s->pub);
+	r = open_socket(s, ZMQ_XPUB, s->events_path, &s->events_st, &s->pub);
 	if (r < 0)
 		return r;
 
@@ -672,6 +720,9 @@ BusServer *bus_server_free(BusServer *s)
 	}
 	if (s->own_ctx)
 		zmq_ctx_term(s->ctx);
+	for (size_t i = 0; i < s->n_subs; i++)
+		free(s->subs[i]);
+	free(s->subs);
 	free(s->handlers);
 	free(s->name);
 	free(s->rpc_path);

@@ -73,6 +73,8 @@ void bus_server_set_call_timeout(BusServer *server, uint64_t timeout_ms);
  */
 #define BUS_FAMILY_COUNT_MAX 64
 int bus_server_publish(BusServer *server, const char *topic, BusEvent *event, uint64_t *ret_seq);
+/* Whether a subscriber would receive an event on this topic now (XPUB subscriptions). */
+bool bus_server_has_subscriber(BusServer *server, const char *topic);
 /* For tests of gap handling: consume n sequence numbers of a family without publishing. */
 int bus_server_skip_seq(BusServer *server, const char *family, uint64_t n);
 

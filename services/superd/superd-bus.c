@@ -387,7 +387,9 @@ void superd_bus_on_log(void *userdata, Unit *u, const LogRecord *rec)
 	SuperdBus *b = userdata;
 	const char *project = engine_project_name(unit_project(u));
 	char topic[BUS_TOPIC_MAX + 1];
-	if (strfmt(topic, sizeof(topic), "log.%s.%s", project, unit_name(u)) < 0)
+	/* Nobody listening: skip the encoding (most of the cost of a log line). */
+	if (strfmt(topic, sizeof(topic), "log.%s.%s", project, unit_name(u)) < 0 ||
+	    !bus_server_has_subscriber(b->server, topic))
 		return;
 	Arena a = { 0 };
 	Locald__V1__LogLine line;

@@ -415,7 +415,11 @@ static void on_health(HealthProbe *p, const HealthResult *r, void *userdata)
 	if (r->state == HEALTH_HEALTHY) {
 		u->healthy_mono = now_monotonic();
 		if (u->state == UNIT_STARTING || u->state == UNIT_UNHEALTHY) {
-			unit_check_ports(u);
+			/* A tcp or http check has just reached $PORT, and the port timer looks
+			 * closer later: a scan here walks the kernel's whole TCP table
+			 * (milliseconds) while the services after this one wait. */
+			if (!streq(r->source, "tcp") && !streq(r->source, "http"))
+				unit_check_ports(u);
 			unit_set_state(u, UNIT_RUNNING, "%s check passed", r->source);
 		}
 		return;
@@ -629,6 +633,29 @@ static void unit_fail_start(Unit *u, const char *fmt, ...)
 }
 
 /*
+ * `sh -c "python3 app.py"` keeps the shell as the service's main process (dash does not
+ * exec the last command), so the stop signal and the exit status would be the shell's.
+ * A simple command — no lists, pipes, subshells, keywords or leading assignments — runs
+ * as `exec <command>` instead; anything else is left to the shell as written.
+ */
+static char *command_for_shell(const char *cmd)
+{
+	static const char *const keywords[] = { "if",	 "for", "while", "until", "case", "{",
+						"!",	 "[[",	"exec",	 "cd",	  "export", "set",
+						"trap", "function" };
+	if (strpbrk(cmd, ";&|()`\n"))
+		return strdup(cmd);
+	const char *w = cmd + strspn(cmd, " \t");
+	size_t n = strcspn(w, " \t");
+	if (n == 0 || memchr(w, '=', n))
+		return strdup(cmd);
+	for (size_t i = 0; i < ELEMENTSOF(keywords); i++)
+		if (strlen(keywords[i]) == n && strncmp(w, keywords[i], n) == 0)
+			return strdup(cmd);
+	return strdupf("exec %s", w);
+}
+
+/*
  * Every run starts in a fresh, empty leaf. Besides hygiene this is needed because on some
  * kernels (seen on 6.18) a leaf that once received `cgroup.kill` SIGKILLs every process
  * later cloned into it with CLONE_INTO_CGROUP. So: kill what is left in the old leaf,
@@ -747,8 +774,17 @@ void unit_start(Unit *u)
 		}
 	}
 
+	_cleanup_free_ char *shell_cmd = s->command ? command_for_shell(s->command) : NULL;
+	if (s->command && !shell_cmd) {
+		for (size_t i = 0; i < UNIT_OUTPUTS; i++) {
+			safe_close(child_fds[i]);
+			output_close(&u->out[i]);
+		}
+		unit_fail_start(u, "out of memory");
+		return;
+	}
 	SpawnOptions so = {
-		.command = s->command,
+		.command = shell_cmd,
 		.argv = s->argv,
 		.workdir = s->workdir,
 		.envp = u->env,
