@@ -128,8 +128,15 @@ void unit_stop(Unit *u, StopCause cause);
 bool unit_has_process(const Unit *u);
 /* Note a line in the unit's log from superd itself. */
 void unit_note(Unit *u, const char *fmt, ...) _printf_(2, 3);
-/* Resume output reading paused by log backpressure. */
-void unit_resume_output(Unit *u);
+/* superd-output.c: reading stdout/stderr into the log store. */
+void unit_resume_output(Unit *u); /* after log backpressure */
+int unit_output_open(Unit *u, size_t i, int fd, LogStream stream);
+void unit_output_close(UnitOutput *o);
+/* Read what is there now (at most max_reads reads); false once the output ended. */
+bool unit_output_drain(UnitOutput *o, unsigned max_reads);
+/* The reader ends of the service's FIFOs into u->out[]; with create, fresh FIFOs and the
+ * child's (read-write) ends in ret_child. */
+int unit_open_fifos(Unit *u, bool create, int ret_child[UNIT_OUTPUTS]);
 /* Re-attach to a process a previous superd started (superd-state.c). */
 int unit_adopt(Unit *u, pid_t pid, uint64_t start_ticks, usec_t start_time);
 /* Pick the unit's port (fixed, sticky, or a free one). */
