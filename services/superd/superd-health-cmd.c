@@ -108,7 +108,7 @@ static void cmd_exited(pid_t pid, int status, void *userdata)
 	HealthProbe *p = a->probe;
 	a->watched = false;
 	if (!p) {
-		/* cmd_abandon() points the watch elsewhere, so this is only defensive. */
+		/* Not reached while health_cmd_abandon() repoints the watch; safe regardless. */
 		cmd_close_poll(a);
 		cmd_maybe_free(a);
 		return;
@@ -141,8 +141,9 @@ void health_cmd_abandon(HealthProbe *p)
 	if (a->watched) {
 		/* Not reaped yet, so the group id cannot have been recycled. */
 		(void)spawn_kill_group(a->pid, SIGKILL);
-		/* Replaces our watch in place (no allocation, cannot fail): from now on the
-		 * reaper only reaps the pid and no longer refers to a. */
+		/* The pid is watched, so this replaces the watch in place without allocating:
+		 * the reaper still reaps the pid but no longer refers to a, which can go as soon
+		 * as its poll handle is closed, even if the reaper or the loop ends first. */
 		(void)child_reaper_watch(p->reaper, a->pid, cmd_orphan_exited, NULL);
 		a->watched = false;
 	}
