@@ -160,9 +160,16 @@ static uint16_t unused_port(void)
 
 /* ---- Probe harness ---- */
 
-typedef struct T {
+typedef struct T T;
+/* What a wait is for; arg is the wait's own. */
+typedef bool (*TCond)(T *t, const void *arg);
+
+struct T {
 	uv_loop_t loop;
 	uv_timer_t guard;
+	uv_prepare_t prepare;
+	TCond until;
+	const void *until_arg;
 	ChildReaper *reaper;
 	HealthProbe *probe;
 	int n;
@@ -171,7 +178,7 @@ typedef struct T {
 	char sources[16][16];
 	int families[16];
 	bool free_in_callback;
-} T;
+};
 
 static void on_guard(uv_timer_t *t)
 {
@@ -191,12 +198,29 @@ static void on_result(HealthProbe *p, const HealthResult *r, void *userdata)
 		t->probe = health_probe_free(t->probe);
 }
 
+/*
+ * Prepare callbacks run after the due timers and right before the loop blocks for I/O. If
+ * what we wait for has happened by then, do not block: uv_run(UV_RUN_ONCE) runs timers that
+ * are already due (a start timeout that passed while a slow machine was still setting up)
+ * before it polls, and would then sleep until the next event, which may be the guard.
+ */
+static void on_prepare(uv_prepare_t *h)
+{
+	T *t = h->data;
+	if (t->until && t->until(t, t->until_arg))
+		uv_stop(&t->loop);
+}
+
 static void t_init(T *t)
 {
 	memset(t, 0, sizeof(*t));
 	ASSERT_OK(uv_loop_init(&t->loop));
 	uv_timer_init(&t->loop, &t->guard);
 	uv_timer_start(&t->guard, on_guard, WAIT_MS, 0);
+	uv_prepare_init(&t->loop, &t->prepare);
+	t->prepare.data = t;
+	uv_prepare_start(&t->prepare, on_prepare);
+	uv_unref((uv_handle_t *)&t->prepare);
 	ASSERT_OK(child_reaper_new(&t->loop, &t->reaper));
 }
 
@@ -210,19 +234,49 @@ static void t_probe(T *t, const HealthConfig *c)
 	ASSERT_ERR(health_probe_start(t->probe), EALREADY);
 }
 
+/* Run the loop until cond holds; the guard fails the test if that takes WAIT_MS. */
+static void t_run_until(T *t, TCond cond, const void *arg)
+{
+	t->until = cond;
+	t->until_arg = arg;
+	while (!cond(t, arg))
+		uv_run(&t->loop, UV_RUN_ONCE);
+	t->until = NULL;
+}
+
+static bool have_results(T *t, const void *arg)
+{
+	return t->n >= *(const int *)arg;
+}
+
+/* Run the loop until the probe has reported n results in total. */
 static void t_wait(T *t, int n)
 {
-	while (t->n < n)
-		uv_run(&t->loop, UV_RUN_ONCE);
+	t_run_until(t, have_results, &n);
+}
+
+static bool have_reason(T *t, const void *arg)
+{
+	return health_probe_last_reason(t->probe) != NULL;
+}
+
+/* Run the loop until the probe's first check is in: a pass emits HEALTHY, a failure while
+ * starting only sets the reason. */
+static void wait_first_result(T *t)
+{
+	t_run_until(t, have_reason, NULL);
+}
+
+static bool have_no_children(T *t, const void *arg)
+{
+	siginfo_t si;
+	return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
 }
 
 /* Run the loop until the reaper has reaped every child we had (killed checks included). */
 static void wait_no_children(T *t)
 {
-	siginfo_t si;
-	while (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
-		uv_run(&t->loop, UV_RUN_ONCE);
-	ASSERT_EQ(errno, ECHILD);
+	t_run_until(t, have_no_children, NULL);
 }
 
 /* Everything closed: uv_loop_close() fails with EBUSY if a handle was left behind. */
@@ -231,6 +285,7 @@ static void t_done(T *t)
 	t->probe = health_probe_free(t->probe);
 	child_reaper_free(t->reaper);
 	uv_close((uv_handle_t *)&t->guard, NULL);
+	uv_close((uv_handle_t *)&t->prepare, NULL);
 	uv_run(&t->loop, UV_RUN_DEFAULT);
 	ASSERT_OK(uv_loop_close(&t->loop));
 }
@@ -322,8 +377,7 @@ TEST(tcp_refused_then_ready)
 			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
 	t_probe(&t, &c);
 	/* Failures while starting only update the reason. */
-	while (!health_probe_last_reason(t.probe))
-		uv_run(&t.loop, UV_RUN_ONCE);
+	wait_first_result(&t);
 	char want[80];
 	strfmt(want, sizeof(want), "connect 127.0.0.1:%u: Connection refused", (unsigned)port);
 	ASSERT_STREQ(health_probe_last_reason(t.probe), want);
@@ -363,14 +417,6 @@ TEST(start_timeout)
 		     "not ready after 300ms: no check completed");
 	server_stop(&srv);
 	t_done(&t);
-}
-
-/* Run the loop until the probe's first check is in: a pass emits HEALTHY, a failure while
- * starting only sets the reason. */
-static void wait_first_result(T *t)
-{
-	while (!health_probe_last_reason(t->probe))
-		uv_run(&t->loop, UV_RUN_ONCE);
 }
 
 static void http_case(int status, HealthState want_state, const char *want_reason)
@@ -448,8 +494,7 @@ TEST(http_hang_times_out)
 			   .timeout_ms = 100,
 			   .start_timeout_ms = HEALTH_START_TIMEOUT_NONE };
 	t_probe(&t, &c);
-	while (!health_probe_last_reason(t.probe))
-		uv_run(&t.loop, UV_RUN_ONCE);
+	wait_first_result(&t);
 	ASSERT_STREQ(health_probe_last_reason(t.probe), "GET /: timed out after 100ms");
 	ASSERT_EQ(health_probe_get_state(t.probe), HEALTH_STARTING);
 	server_stop(&srv);
@@ -476,11 +521,21 @@ TEST(http_refused_reason)
 	t_done(&t);
 }
 
+typedef struct RequestCount {
+	const Server *srv;
+	int n;
+} RequestCount;
+
+static bool have_requests(T *t, const void *arg)
+{
+	const RequestCount *c = arg;
+	return c->srv->requests >= c->n;
+}
+
 /* Run the loop until the server has seen n requests in total. */
 static void wait_requests(T *t, Server *srv, int n)
 {
-	while (srv->requests < n)
-		uv_run(&t->loop, UV_RUN_ONCE);
+	t_run_until(t, have_requests, &(RequestCount){ .srv = srv, .n = n });
 }
 
 TEST(liveness_flip)
@@ -710,6 +765,11 @@ static bool file_has_line(const char *path, const char *prefix)
 	return found;
 }
 
+static bool timed_out_after_a_sleep(T *t, const void *pids_file)
+{
+	return health_probe_last_reason(t->probe) && file_has_line(pids_file, "bg ");
+}
+
 TEST(command_timeout_kills_process_group)
 {
 	T t;
@@ -725,8 +785,7 @@ TEST(command_timeout_kills_process_group)
 	t_probe(&t, &c);
 	/* Attempts are retried until one has timed out and some attempt got as far as starting
 	 * its background sleep: a busy machine may kill a few before they write anything. */
-	while (!health_probe_last_reason(t.probe) || !file_has_line(pids_file, "bg "))
-		uv_run(&t.loop, UV_RUN_ONCE);
+	t_run_until(&t, timed_out_after_a_sleep, pids_file);
 	ASSERT_STREQ(health_probe_last_reason(t.probe), "command timed out after 200ms (killed)");
 	t.probe = health_probe_free(t.probe);
 
