@@ -155,7 +155,6 @@ int engine_port_lookup(const Project *p, const Service *s, void *userdata, uint1
 
 /* superd-state.c */
 int engine_state_save(Engine *e);
-int engine_state_restore(Engine *e);
 
 /* Heap uv handles closed (and freed) through the loop. */
 uv_timer_t *uv_timer_new(uv_loop_t *loop, void *data);
