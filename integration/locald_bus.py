@@ -112,7 +112,10 @@ class Subscriber:
 class Superd:
     """A locald-superd of its own: runtime and state dirs, started and stopped."""
 
-    def __init__(self, binary, root, extra_args=(), env=None):
+    def __init__(self, binary, root, extra_args=(), env=None, embedded=False):
+        """embedded=False passes --no-embedded: no proxyd as the `system` project (tests
+        of superd alone); embedded=True lets superd start it, on free ports unless `env`
+        says otherwise."""
         self.binary = str(binary)
         self.root = Path(root)
         self.runtime = self.root / "rt"
@@ -122,6 +125,11 @@ class Superd:
         self.env = dict(os.environ, LOCALD_RUNTIME_DIR=str(self.runtime),
                         LOCALD_STATE_DIR=str(self.state), **(env or {}))
         self.args = list(extra_args)
+        if not embedded:
+            self.args.append("--no-embedded")
+        else:
+            self.env.setdefault("LOCALD_HTTP_PORT", "0")
+            self.env.setdefault("LOCALD_HTTPS_PORT", "0")
         self.proc = None
         self.log = self.root / "superd.log"
 

@@ -103,8 +103,11 @@ class SuperdHarness:
 
     # ---- the daemon ----
 
-    def start(self):
-        d = Superd(self.binary, self.root).start()
+    def start(self, embedded=False, env=None):
+        """Start a superd (the fixture already started one: this one replaces it)."""
+        if self.daemons and self.daemons[-1].proc.poll() is None:
+            self.daemons[-1].stop(timeout=40)
+        d = Superd(self.binary, self.root, embedded=embedded, env=env).start()
         self.daemons.append(d)
         self._reset_client()
         return d

@@ -39,6 +39,8 @@ def test_reload_restarts_only_changed_services(sd):
     sd.apply(proj)
     before = pids(sd, proj)
     assert all(before.values()), before
+    # a worker is ready at spawn: let it print before it is restarted
+    sd.wait_log(proj, "api", lambda l: l.text == "hello", streams=["stdout"])
 
     # Unchanged: applying again changes nothing.
     sd.apply(proj)

@@ -208,6 +208,19 @@ static int key_pty(TomlCtx *c, Service *s, const char *key, const TomlValue *v, 
 	return 0;
 }
 
+static int key_autostart(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
+{
+	if (toml_type(v) != TOML_BOOL)
+		return ctx_type_error(c, key, v, "true or false", NULL);
+	s->autostart = toml_bool(v);
+	return 0;
+}
+
+static int key_idle_stop(TomlCtx *c, Service *s, const char *key, const TomlValue *v, Scratch *x)
+{
+	return value_duration(c, key, v, false, &s->idle_stop_ms);
+}
+
 /* Service-level shorthand (process-compose's spelling) for a log health check. */
 static int key_ready_log_line(TomlCtx *c, Service *s, const char *key, const TomlValue *v,
 			      Scratch *x)
@@ -299,6 +312,9 @@ static const ServiceKey service_keys[] = {
 	KEY(version, key_version, T(SERVICE_POSTGRES)),
 	KEY(pty, key_pty, T_PROCESS),
 	KEY(ready_log_line, key_ready_log_line, T_PROCESS),
+	/* what the proxy does on its own: only services it routes to */
+	KEY(autostart, key_autostart, T_ALL & ~T(SERVICE_WORKER)),
+	KEY(idle_stop, key_idle_stop, T_ALL & ~T(SERVICE_WORKER) & ~T(SERVICE_SITE)),
 };
 
 static const ServiceKey *service_key_find(const char *key)

@@ -213,6 +213,7 @@ Service *project_add_service(Project *p, const char *name, SourcePos pos)
 		},
 		.stop_signal = SIGTERM,
 		.stop_timeout_ms = 5000,
+		.autostart = true,
 		.restart = {
 			.policy = RESTART_ON_FAILURE,
 			.max_restarts = 5,

@@ -128,7 +128,8 @@ typedef struct BuildConfig {
 typedef struct ServicePositions {
 	SourcePos name; /* the key that names the service: `[services.web]` or `web:` */
 	SourcePos type, command, args, workdir, port, env, depends_on, health_check, stop_signal,
-	    stop_timeout, restart, build, image, container_port, path, version, pty, ready_log_line;
+	    stop_timeout, restart, build, image, container_port, path, version, pty, ready_log_line,
+	    autostart, idle_stop;
 } ServicePositions;
 
 typedef struct Service {
@@ -161,6 +162,8 @@ typedef struct Service {
 	char *version;           /* postgres; default "15" */
 	bool pty;                /* run on a pseudo-terminal (tools keep their colours) */
 	char *host;              /* name the proxy serves it under; NULL for workers */
+	bool autostart;          /* the proxy starts it when a request arrives; default true */
+	uint64_t idle_stop_ms;   /* the proxy stops it after this long without requests; 0 = never */
 	ServicePositions pos;
 } Service;
 

@@ -43,6 +43,9 @@ typedef struct CaOptions {
 } CaOptions;
 
 int ca_open(const CaOptions *opts, Ca **ret);
+/* ca_open() that also explains a failure in one line (which file, what is wrong, what
+ * to do) in *ret_error (heap, the caller's), for the daemon to log. */
+int ca_open_with_error(const CaOptions *opts, Ca **ret, char **ret_error);
 Ca *ca_free(Ca *ca);
 
 /* Paths of the CA certificate and key files (for `localctl trust`, tests: --cacert). */
@@ -56,9 +59,21 @@ const char *ca_cert_path(const Ca *ca);
 int ca_credentials_for(Ca *ca, const char *host, gnutls_certificate_credentials_t *ret);
 void ca_credentials_unref(Ca *ca, gnutls_certificate_credentials_t cred);
 
+/*
+ * What the TLS layer serves for a client: `host` (lower case and valid, or NULL when the
+ * client sent no usable SNI) gets its own leaf if the CaHostFilter accepts it, anything
+ * else gets the fallback host's. Same reference rules as ca_credentials_for().
+ */
+int ca_credentials_select(Ca *ca, const char *host, gnutls_certificate_credentials_t *ret);
+
+/* Lower-case LDH labels of 1..63 bytes, no leading/trailing '-', total <= 253, no
+ * trailing dot. Such a name is safe as a file name (no '/', never "." or ".."). */
+bool ca_host_name_valid(const char *host);
+
 /* Counters for Stats/tests. */
 typedef struct CaStats {
 	unsigned long minted, loaded_from_disk, memory_hits;
+	unsigned long save_errors; /* minted leaves that could not be written to disk */
 } CaStats;
 void ca_get_stats(Ca *ca, CaStats *ret);
 

@@ -72,6 +72,15 @@ typedef struct DownstreamOps {
 	 * extended CONNECT: send :status 200), and from then on data flows both ways as a
 	 * tunnel until one side ends.
 	 */
+	/*
+	 * Framing, so the downstream never has to guess: `fields` never carry
+	 * Transfer-Encoding; with HTTP1_BODY_LENGTH they carry exactly one Content-Length
+	 * (also "Content-Length: 0" for an empty body of a status that has a body);
+	 * HTTP1_BODY_NONE is used only for 1xx/204/304 and answers to HEAD without a known
+	 * length. For a HEAD request head() gives what a GET would get (Content-Length and
+	 * HTTP1_BODY_LENGTH when known) and end() follows at once without data: a downstream
+	 * sends no body bytes for HEAD whatever `body` says.
+	 */
 	void (*head)(void *ds, int status, const HttpField *fields, size_t n_fields,
 		     Http1BodyKind body, uint64_t content_length);
 	/* Body bytes (or tunnel bytes). Return false when the downstream's buffer is now

@@ -63,3 +63,8 @@ void proxyd_emit_request(Proxyd *p, const ProxyRequestLog *log);
 typedef struct Worker Worker;
 Proxyd *worker_proxyd(Worker *w);
 uv_loop_t *worker_uv(Worker *w);
+/* Worker thread: run cb(userdata) on the worker's loop after every routes publication
+ * (the worker's own uv_async_t given to routes_add_listener()). exchange.c uses it to
+ * re-check requests waiting for a starting service. The registration lasts as long as
+ * the worker; 0 or -ENOMEM. */
+int worker_on_routes_changed(Worker *w, void (*cb)(void *userdata), void *userdata);

@@ -27,6 +27,7 @@
 #include "strutil.h"
 #include "superd-bus.h"
 #include "superd-engine.h"
+#include "superd-system.h"
 
 #define SHUTDOWN_GRACE_MS 30000
 
@@ -45,20 +46,23 @@ static void on_shutdown_timeout(LoopTimer *t, void *userdata)
 static void help(void)
 {
 	printf("locald-superd — the locald supervision daemon\n\n"
-	       "Usage: locald-superd [--no-cgroups] [--https-port N]\n\n"
+	       "Usage: locald-superd [--no-cgroups] [--https-port N] [--no-embedded]\n\n"
+	       "  --no-embedded   do not start locald-proxyd as the `system` project\n"
+	       "                  (also $LOCALD_EMBEDDED=0)\n\n"
 	       "Normally started by `localctl up`. Directories come from $LOCALD_RUNTIME_DIR,\n"
 	       "$LOCALD_STATE_DIR (see README). $LOCALD_LOG_LEVEL=debug for detail.\n");
 }
 
 int main(int argc, char **argv)
 {
-	bool no_cgroups = false;
+	bool no_cgroups = false, embedded = true;
 	uint16_t https_port = 0;
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "no-cgroups", no_argument, NULL, 'C' },
 		{ "https-port", required_argument, NULL, 'p' },
+		{ "no-embedded", no_argument, NULL, 'E' },
 		{},
 	};
 	int c;
@@ -74,6 +78,9 @@ int main(int argc, char **argv)
 		case 'C':
 			no_cgroups = true;
 			break;
+		case 'E':
+			embedded = false;
+			break;
 		case 'p':
 			if (parse_port(optarg, &https_port) < 0) {
 				log_error("--https-port: \"%s\" is not a port (1-65535)", optarg);
@@ -83,7 +90,11 @@ int main(int argc, char **argv)
 		default:
 			return 2;
 		}
-	if (!https_port) {
+	const char *emb = getenv("LOCALD_EMBEDDED");
+	bool emb_on;
+	if (emb && parse_boolean(emb, &emb_on) == 0 && !emb_on)
+		embedded = false;
+	if (!https_port && !embedded) {
 		const char *e = getenv("LOCALD_HTTPS_PORT");
 		if (e && parse_port(e, &https_port) < 0)
 			https_port = 0;
@@ -109,6 +120,16 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		return log_error_errno(-errno, "locking %s: %m", lock_path), 1;
+	}
+
+	/* Embedded mode: the proxy's ports are decided first, service URLs depend on them. */
+	SystemPorts ports = {};
+	if (embedded) {
+		r = system_choose_ports(runtime, &ports);
+		if (r < 0)
+			return log_error_errno(r, "choosing the proxy's ports: %m"), 1;
+		if (!https_port)
+			https_port = ports.https;
 	}
 
 	/* Orphans of our services (double forks) come to us, and the reaper reaps them. */
@@ -157,6 +178,18 @@ int main(int argc, char **argv)
 		log_warning_errno(r, "previous state unreadable, starting empty: %m");
 	else if (r > 0)
 		log_info("restored %d project(s) from the previous run", r);
+
+	if (embedded) {
+		_cleanup_free_ char *warning = NULL;
+		r = system_project_apply(engine, runtime, &ports, &warning);
+		if (r < 0)
+			log_error_errno(r, "starting the system project: %m");
+		else if (warning)
+			log_warning("%s", warning);
+		else
+			log_info("proxy on http :%u, https :%u%s", ports.http, ports.https,
+				 ports.kept ? " (kept from the running proxyd)" : "");
+	}
 
 	_cleanup_(loop_signal_freep) LoopSignal *sigterm = NULL, *sigint = NULL;
 	loop_signal_new(loop, SIGTERM, on_signal, loop, &sigterm);

@@ -147,6 +147,15 @@ static Locald__V1__ServiceStatus *service_status(Arena *a, Unit *u)
 	s->warnings = (char **)i.warnings;
 	s->n_depends_on = strv_length(i.depends_on);
 	s->depends_on = (char **)i.depends_on;
+	/* What the proxy needs to route it. A removed service is not in the config any more:
+	 * it has no host, so the proxy drops its route at once. */
+	s->autostart = svc ? svc->autostart : true;
+	if (svc) {
+		s->host = (char *)strempty(svc->host);
+		if (svc->type == SERVICE_SITE)
+			s->site_path = (char *)strempty(svc->path);
+		s->idle_stop_usec = svc->idle_stop_ms * 1000;
+	}
 	return s;
 }
 

@@ -489,6 +489,18 @@ int engine_apply_full(Engine *e, const char *path, char *const *environment, cha
 	int r = project_load(path, &cfg, diags);
 	if (r < 0)
 		return r;
+	if (streq(cfg->name, "system")) {
+		/* Reserved for superd's own daemons (superd-system.c). */
+		_cleanup_free_ char *sys = strdupf("%s/system/locald.toml", e->runtime_dir);
+		if (!sys)
+			return -ENOMEM;
+		if (!streq(cfg->config_path, sys)) {
+			diag_add(diags, DIAG_ERROR, cfg->config_path, cfg->name_pos.line,
+				 cfg->name_pos.col, "choose another [project] name",
+				 "project name \"system\" is reserved for locald's own daemons");
+			return -EINVAL;
+		}
+	}
 
 	_cleanup_free_ bool *want = NULL;
 	r = wanted_closure(cfg, only, &want);

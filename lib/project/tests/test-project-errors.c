@@ -439,3 +439,62 @@ TEST(superd_keys_errors)
 		 &d4);
 	ASSERT_DIAG(&d4, DIAG_ERROR, 6, 18, "both say when \"web\" is ready");
 }
+
+TEST(proxy_keys_autostart_idle_stop)
+{
+	_cleanup_diag_list_ DiagList d = DIAG_LIST_INIT;
+	_cleanup_(project_freep) Project *p = NULL;
+	ASSERT_OK(load_toml(HEADER "[services.web]\ncommand = \"x\"\nautostart = false\n"
+			    "idle_stop = \"15m\"\n"
+			    "[services.api]\ncommand = \"y\"\nidle_stop = 30\n"
+			    "[services.db]\ncommand = \"z\"\n",
+			    &p, &d));
+	const Service *web = project_find_service(p, "web");
+	ASSERT_FALSE(web->autostart);
+	ASSERT_EQ(web->idle_stop_ms, 15 * 60 * 1000);
+	ASSERT_EQ(web->pos.autostart.line, 5);
+	ASSERT_EQ(web->pos.autostart.col, 13);
+	ASSERT_EQ(web->pos.idle_stop.line, 6);
+	ASSERT_EQ(web->pos.idle_stop.col, 13);
+	const Service *api = project_find_service(p, "api");
+	ASSERT_TRUE(api->autostart);
+	ASSERT_EQ(api->idle_stop_ms, 30 * 1000);
+	const Service *db = project_find_service(p, "db");
+	ASSERT_TRUE(db->autostart); /* the defaults: started on demand, never stopped */
+	ASSERT_EQ(db->idle_stop_ms, 0);
+	ASSERT_EQ(db->pos.idle_stop.line, 0);
+
+	/* Procfile services get the same defaults. */
+	_cleanup_diag_list_ DiagList d2 = DIAG_LIST_INIT;
+	_cleanup_(project_freep) Project *pf = NULL;
+	_cleanup_free_ char *dir = make_dir("pf");
+	write_file(dir, "Procfile", "web: python3 -m http.server $PORT\n");
+	ASSERT_OK(project_load(dir, &pf, &d2));
+	ASSERT_TRUE(pf->services[0].autostart);
+	ASSERT_EQ(pf->services[0].idle_stop_ms, 0);
+}
+
+TEST(proxy_keys_errors)
+{
+	_cleanup_diag_list_ DiagList d1 = DIAG_LIST_INIT, d2 = DIAG_LIST_INIT, d3 = DIAG_LIST_INIT,
+				     d4 = DIAG_LIST_INIT, d5 = DIAG_LIST_INIT;
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\nautostart = \"no\"\n", &d1);
+	ASSERT_DIAG(&d1, DIAG_ERROR, 5, 13, "expected true or false for \"autostart\"");
+
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\nidle_stop = \"0s\"\n", &d2);
+	ASSERT_DIAG(&d2, DIAG_ERROR, 5, 13, "\"idle_stop\" must be longer than zero");
+
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\nidle_stop = \"soon\"\n", &d3);
+	ASSERT_DIAG(&d3, DIAG_ERROR, 5, 13, "invalid duration \"soon\" for \"idle_stop\"");
+
+	load_bad(HEADER "[services.web]\ncommand = \"x\"\nidle_stop = true\n", &d4);
+	ASSERT_DIAG(&d4, DIAG_ERROR, 5, 13, "expected a duration for \"idle_stop\"");
+
+	/* A worker has no route: the proxy never starts or stops it. */
+	_cleanup_(project_freep) Project *p = NULL;
+	ASSERT_OK(load_toml(HEADER "[services.q]\ntype = \"worker\"\ncommand = \"x\"\n"
+			    "idle_stop = \"1m\"\n",
+			    &p, &d5));
+	ASSERT_DIAG(&d5, DIAG_WARNING, 6, 1, "\"idle_stop\" has no effect on a service of type worker");
+	ASSERT_EQ(project_find_service(p, "q")->idle_stop_ms, 0);
+}
