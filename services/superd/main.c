@@ -27,6 +27,7 @@
 #include "strutil.h"
 #include "superd-bus.h"
 #include "superd-engine.h"
+#include "superd-spawn.h"
 #include "superd-system.h"
 
 #define SHUTDOWN_GRACE_MS 30000
@@ -90,6 +91,10 @@ int main(int argc, char **argv)
 		default:
 			return 2;
 		}
+	const char *fk = getenv("LOCALD_SPAWN_FORK");
+	bool fk_on;
+	if (fk && parse_boolean(fk, &fk_on) == 0 && fk_on)
+		spawn_force_fork(true);
 	const char *emb = getenv("LOCALD_EMBEDDED");
 	bool emb_on;
 	if (emb && parse_boolean(emb, &emb_on) == 0 && !emb_on)

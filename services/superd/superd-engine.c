@@ -91,25 +91,26 @@ static int fingerprint(const Unit *u, char **ret)
 	const Service *s = u->svc;
 	_cleanup_buf_ Buf b = BUF_INIT(1 << 20);
 	int r = buf_printf(&b, "type=%d\ncmd=%s\n", s->type, strempty(s->command));
-	STRV_FOREACH(a, s->argv)
-	r = r < 0 ? r : buf_printf(&b, "arg=%s\n", *a);
+	STRV_FOREACH (a, s->argv)
+		r = r < 0 ? r : buf_printf(&b, "arg=%s\n", *a);
 	const HealthCheck *h = &s->health_check;
-	r = r < 0 ? r
-		  : buf_printf(&b,
-			       "workdir=%s\nport=%u\npty=%d\nstop=%d/%llu\nrestart=%d/%u/%llu/%llu\n"
-			       "health=%d/%s/%s/%s/%llu/%llu/%u/%llu/%llu/%d\npath=%s\nimage=%s\n",
-			       strempty(s->workdir), (unsigned)s->port, s->pty, s->stop_signal,
-			       (unsigned long long)s->stop_timeout_ms, s->restart.policy,
-			       (unsigned)s->restart.max_restarts,
-			       (unsigned long long)s->restart.backoff_ms,
-			       (unsigned long long)s->restart.max_backoff_ms, h->type,
-			       strempty(h->command), strempty(h->path), strempty(h->ready_log_line),
-			       (unsigned long long)h->interval_ms, (unsigned long long)h->timeout_ms,
-			       (unsigned)h->retries, (unsigned long long)h->start_period_ms,
-			       (unsigned long long)h->start_timeout_ms, h->liveness,
-			       strempty(s->path), strempty(s->image));
-	STRV_FOREACH(v, u->env)
-	r = r < 0 ? r : buf_printf(&b, "env=%s\n", *v);
+	r = r < 0
+		? r
+		: buf_printf(&b,
+			     "workdir=%s\nport=%u\npty=%d\nstop=%d/%llu\nrestart=%d/%u/%llu/%llu\n"
+			     "health=%d/%s/%s/%s/%llu/%llu/%u/%llu/%llu/%d\npath=%s\nimage=%s\n",
+			     strempty(s->workdir), (unsigned)s->port, s->pty, s->stop_signal,
+			     (unsigned long long)s->stop_timeout_ms, s->restart.policy,
+			     (unsigned)s->restart.max_restarts,
+			     (unsigned long long)s->restart.backoff_ms,
+			     (unsigned long long)s->restart.max_backoff_ms, h->type,
+			     strempty(h->command), strempty(h->path), strempty(h->ready_log_line),
+			     (unsigned long long)h->interval_ms, (unsigned long long)h->timeout_ms,
+			     (unsigned)h->retries, (unsigned long long)h->start_period_ms,
+			     (unsigned long long)h->start_timeout_ms, h->liveness,
+			     strempty(s->path), strempty(s->image));
+	STRV_FOREACH (v, u->env)
+		r = r < 0 ? r : buf_printf(&b, "env=%s\n", *v);
 	if (r < 0)
 		return r;
 	char *f = buf_steal(&b, NULL);
@@ -157,10 +158,12 @@ int unit_prepare_config(Unit *u)
 	if (strv_extend(&injected, kv) < 0)
 		return -ENOMEM;
 
-	ProjectResolver res = { .port = engine_port_lookup, .userdata = p, .https_port = e->https_port };
+	ProjectResolver res = { .port = engine_port_lookup,
+				.userdata = p,
+				.https_port = e->https_port };
 	_cleanup_strv_free_ char **env = NULL;
-	r = project_service_env(p->cfg, s, p->environment ? p->environment : environ, injected, &res,
-				&env);
+	r = project_service_env(p->cfg, s, p->environment ? p->environment : environ, injected,
+				&res, &env);
 	if (r < 0)
 		return r;
 	strv_free(u->env);
@@ -177,14 +180,18 @@ int unit_prepare_config(Unit *u)
 
 /* ---- scheduling ---- */
 
-typedef enum DepVerdict { DEP_READY, DEP_WAIT, DEP_BLOCKED } DepVerdict;
+typedef enum DepVerdict {
+	DEP_READY,
+	DEP_WAIT,
+	DEP_BLOCKED
+} DepVerdict;
 
 static DepVerdict unit_deps(Unit *u, char *why, size_t size)
 {
 	if (!u->svc)
 		return DEP_WAIT;
 	DepVerdict v = DEP_READY;
-	STRV_FOREACH(d, u->svc->depends_on) {
+	STRV_FOREACH (d, u->svc->depends_on) {
 		Unit *dep = engine_project_unit_by_service(u->project, *d);
 		if (!dep) {
 			strfmt(why, size, "depends on \"%s\", which does not exist", *d);
@@ -201,7 +208,7 @@ static DepVerdict unit_deps(Unit *u, char *why, size_t size)
 			break;
 		case UNIT_FAILED:
 		case UNIT_BLOCKED:
-		blocked:
+blocked:
 			strfmt(why, size, "dependency \"%s\" %s%s%s", *d,
 			       unit_state_to_string(dep->state), dep->reason ? ": " : "",
 			       strempty(dep->reason));
@@ -300,7 +307,8 @@ void engine_project_schedule(EngineProject *p)
 		Unit *u = p->units[i];
 		if (u->removed && !unit_has_process(u) && u->state != UNIT_STOPPING) {
 			unit_free(u);
-			memmove(&p->units[i], &p->units[i + 1], sizeof(Unit *) * (p->n_units - i - 1));
+			memmove(&p->units[i], &p->units[i + 1],
+				sizeof(Unit *) * (p->n_units - i - 1));
 			p->n_units--;
 			engine_request_save(p->engine);
 		} else
@@ -322,8 +330,8 @@ static bool project_settled(EngineProject *p, bool for_stop)
 		}
 		if (!u->wanted)
 			continue;
-		if (u->state != UNIT_RUNNING && u->state != UNIT_EXITED && u->state != UNIT_FAILED &&
-		    u->state != UNIT_BLOCKED)
+		if (u->state != UNIT_RUNNING && u->state != UNIT_EXITED &&
+		    u->state != UNIT_FAILED && u->state != UNIT_BLOCKED)
 			return false;
 	}
 	return true;
@@ -449,7 +457,7 @@ static int wanted_closure(const Project *cfg, char *const *only, bool **ret)
 		*ret = TAKE_PTR(want);
 		return 0;
 	}
-	STRV_FOREACH(o, only) {
+	STRV_FOREACH (o, only) {
 		const Service *s = project_find_service(cfg, *o);
 		if (!s)
 			return -ENOENT;
@@ -461,7 +469,7 @@ static int wanted_closure(const Project *cfg, char *const *only, bool **ret)
 		for (size_t i = 0; i < cfg->n_services; i++) {
 			if (!want[i])
 				continue;
-			STRV_FOREACH(d, cfg->services[i].depends_on) {
+			STRV_FOREACH (d, cfg->services[i].depends_on) {
 				const Service *ds = project_find_service(cfg, *d);
 				if (ds && !want[ds - cfg->services]) {
 					want[ds - cfg->services] = true;
@@ -606,7 +614,8 @@ restore:
 	project_free(p->cfg);
 	p->cfg = old_cfg;
 	for (size_t i = 0; i < p->n_units; i++)
-		p->units[i]->svc = old_cfg ? project_find_service(old_cfg, p->units[i]->name) : NULL;
+		p->units[i]->svc =
+		    old_cfg ? project_find_service(old_cfg, p->units[i]->name) : NULL;
 	return r;
 }
 
@@ -870,7 +879,7 @@ int unit_get_env(Unit *u, char ***ret)
 		(void)notify_socket_address_for(u->project->engine->runtime_dir, u->project->name,
 						u->name, &addr);
 	_cleanup_strv_free_ char **c = NULL;
-	STRV_FOREACH(e, u->env) {
+	STRV_FOREACH (e, u->env) {
 		if (addr && startswith(*e, "NOTIFY_SOCKET="))
 			continue;
 		r = strv_extend(&c, *e);

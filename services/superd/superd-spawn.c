@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #ifdef __linux__
+#include <sched.h>
 #include <linux/sched.h>
 #include <sys/syscall.h>
 #endif
@@ -330,6 +331,48 @@ static char *describe_child_error(const SpawnOptions *o, const ChildError *e)
 	return strdupf("child setup failed: %s", err);
 }
 
+#ifdef __linux__
+/*
+ * The fast path: clone(CLONE_VM | CLONE_VFORK), like posix_spawn() does. The child runs
+ * on this stack, in our address space, until it execs; we are suspended meanwhile. No
+ * page tables are copied and no copy-on-write faults follow in either process, which is
+ * most of what a fork costs superd (and very much more under nested virtualization,
+ * where each fault and TLB flush exits to the hypervisor). child_run() only makes system
+ * calls on data we prepared — no malloc, no locks — so sharing memory with our other
+ * threads is safe; it writes nothing but its own stack (and errno, in our suspended
+ * thread's TLS). Only the loop thread spawns, one at a time, so one stack is enough.
+ * The child joins its cgroup by writing to cgroup.procs (clone() has no
+ * CLONE_INTO_CGROUP).
+ */
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+/* ASan cannot follow a child running on a stack it did not make (false reports): the
+ * sanitizer builds take the fork path. */
+#define VFORK_DEFAULT false
+#else
+#define VFORK_DEFAULT true
+#endif
+#define VFORK_STACK_SIZE (256 * 1024)
+static _Alignas(64) char vfork_stack[VFORK_STACK_SIZE];
+static bool use_fork = !VFORK_DEFAULT;
+
+static int vfork_child(void *arg)
+{
+	child_run(arg);
+}
+#endif
+
+void spawn_force_fork(bool force)
+{
+#ifdef __linux__
+	use_fork = force || !VFORK_DEFAULT;
+#else
+	(void)force;
+#endif
+}
+
 static pid_t do_clone(int cgroup_fd, bool *ret_joined)
 {
 	*ret_joined = false;
@@ -474,8 +517,16 @@ int spawn_process(const SpawnOptions *o, Spawned *ret, char **ret_error)
 	r = pthread_sigmask(SIG_SETMASK, &all, &saved);
 	if (r != 0)
 		return -r;
-	bool joined;
-	pid_t pid = do_clone(cgroup_fd, &joined);
+	bool joined = false;
+	pid_t pid;
+#ifdef __linux__
+	if (!use_fork && !force_fork_fallback) {
+		setup.cgroup_procs_fd = procs_fd;
+		pid = clone(vfork_child, vfork_stack + VFORK_STACK_SIZE,
+			    CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
+	} else
+#endif
+		pid = do_clone(cgroup_fd, &joined);
 	if (pid == 0) {
 		if (!joined)
 			setup.cgroup_procs_fd = procs_fd;

@@ -4,9 +4,11 @@
 /*
  * Starting service processes, knowing them again later, and reaping them.
  *
- * spawn_process() forks (clone3() with CLONE_INTO_CGROUP where the kernel has it, so
- * the child is born in its cgroup; else fork() and the child moves itself by writing
- * "0" to cgroup.procs) and execs. Between fork and exec the child only makes system
+ * spawn_process() starts the child with clone(CLONE_VM | CLONE_VFORK) on Linux (no page
+ * tables copied; the child joins its cgroup by writing "0" to cgroup.procs), or, with
+ * spawn_force_fork() / elsewhere, forks (clone3() with CLONE_INTO_CGROUP where the kernel
+ * has it, so the child is born in its cgroup; else fork() and the child moves itself),
+ * and execs. Between fork and exec the child only makes system
  * calls on data prepared by the parent — no malloc, no stdio, no locks — so it is safe
  * in a threaded superd. In the child, in order:
  *   default dispositions for every signal, then setsid() (own session and process
@@ -20,7 +22,7 @@
  * The parent blocks every signal around the fork, so no handler of ours (libuv's
  * included) ever runs in the child. Not posix_spawn(): it cannot make a PTY the
  * controlling terminal, start in a cgroup, or say which setup step failed. The parent
- * waits for the exec (EOF on the error pipe), like vfork() would; a child stuck before
+ * waits for the exec (EOF on the error pipe; with CLONE_VFORK it is suspended until then); a child stuck before
  * exec (chdir into a hung NFS mount) would stall the loop meanwhile.
  *
  * Reaping: children must only be reaped through one ChildReaper per loop (below) or
@@ -93,6 +95,9 @@ void spawned_close(Spawned *s);
 
 /* Tests: force the fork() + "write 0 to cgroup.procs" path used on kernels before 5.7. */
 void spawn_force_fork_fallback(bool force);
+/* Use a copy-on-write fork (clone3 into the cgroup) instead of the CLONE_VM|CLONE_VFORK
+ * fast path (tests; $LOCALD_SPAWN_FORK=1). */
+void spawn_force_fork(bool force);
 
 /* kill(-pgid, sig). -ESRCH when the group is gone. */
 int spawn_kill_group(pid_t pgid, int sig);
