@@ -232,56 +232,56 @@ static int append_value(Buf *out, const char *s, bool html)
 }
 
 static const char *const page_css =
-	":root{color-scheme:light dark;--bg:#f5f6f8;--card:#fff;--fg:#1c2128;--muted:#5c6570;"
-	"--line:#e2e5e9;--soft:#f0f2f4;--log-bg:#f7f8fa;--log-fg:#24292f;--accent:#5c6570}"
-	".wait{--accent:#2f6fdb}.error{--accent:#c9302c}.warn{--accent:#b7791f}"
-	".info{--accent:#2f6fdb}"
-	"@media (prefers-color-scheme:dark){:root{--bg:#0e1116;--card:#161b22;--fg:#e4e8ed;"
-	"--muted:#8b949e;--line:#2b323b;--soft:#1f252d;--log-bg:#0b0e13;--log-fg:#c9d1d9}"
-	".wait,.info{--accent:#5b9cf5}.error{--accent:#f0625d}.warn{--accent:#d9a441}}"
-	"*{box-sizing:border-box}"
-	"html{background:var(--bg)}"
-	"body{margin:0;padding:9vh 20px 40px;color:var(--fg);background:var(--bg);"
-	"font:15px/1.55 system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\","
-	"\"Noto Sans\",\"Liberation Sans\",Arial,sans-serif;-webkit-font-smoothing:antialiased}"
-	"main{max-width:800px;margin:0 auto;background:var(--card);border:1px solid var(--line);"
-	"border-top:3px solid var(--accent);border-radius:10px;padding:26px 30px 28px;"
-	"box-shadow:0 1px 2px rgba(0,0,0,.04)}"
-	"header{display:flex;justify-content:space-between;align-items:center;gap:12px;"
-	"font-size:13px;color:var(--muted);margin-bottom:16px}"
-	".brand{font-weight:600;letter-spacing:.03em}"
-	".badge{color:var(--accent);border:1px solid currentColor;border-radius:999px;"
-	"padding:0 10px;font-weight:500;white-space:nowrap;font-variant-numeric:tabular-nums}"
-	"h1{font-size:22px;line-height:1.3;font-weight:600;margin:0 0 6px;display:flex;"
-	"align-items:center;gap:12px;overflow-wrap:anywhere}"
-	".lead{margin:0 0 18px;color:var(--muted);overflow-wrap:anywhere}"
-	"dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 20px;margin:0 0 8px;"
-	"font-size:14px}"
-	"dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}"
-	"h2{font-size:12px;font-weight:600;color:var(--muted);text-transform:uppercase;"
-	"letter-spacing:.07em;margin:22px 0 8px}"
-	"pre,code,.hosts a{font-family:ui-monospace,SFMono-Regular,\"SF Mono\",Menlo,Consolas,"
-	"\"DejaVu Sans Mono\",\"Liberation Mono\",monospace}"
-	"pre{margin:0;padding:12px 14px;background:var(--log-bg);color:var(--log-fg);"
-	"border:1px solid var(--line);border-radius:8px;font-size:12.5px;line-height:1.5;"
-	"white-space:pre-wrap;overflow-wrap:anywhere;max-height:55vh;overflow:auto}"
-	"code{font-size:13px;background:var(--soft);border-radius:5px;padding:1px 6px}"
-	".hint{margin:20px 0 0;font-size:14px;color:var(--muted)}"
-	".empty{color:var(--muted);font-style:italic;margin:0}"
-	".hosts{list-style:none;margin:0;padding:0;border:1px solid var(--line);border-radius:8px;"
-	"overflow:hidden}"
-	".hosts li+li{border-top:1px solid var(--line)}"
-	".hosts a{display:block;padding:9px 14px;color:var(--accent);text-decoration:none;"
-	"font-size:14px;overflow-wrap:anywhere}"
-	".hosts a:hover,.hosts a:focus{background:var(--soft)}"
-	".pulse{flex:none;width:10px;height:10px;border-radius:50%;background:var(--accent);"
-	"animation:pulse 1s ease-in-out infinite}"
-	"@keyframes pulse{0%,100%{opacity:.25}50%{opacity:1}}"
-	"@media (prefers-reduced-motion:reduce){.pulse{animation:none}}"
-	"footer{max-width:800px;margin:14px auto 0;font-size:12px;color:var(--muted);"
-	"text-align:center}"
-	"@media (max-width:560px){body{padding-top:16px}main{padding:20px 18px}"
-	"dl{grid-template-columns:1fr;gap:0}dd{margin-bottom:6px}}";
+    ":root{color-scheme:light dark;--bg:#f5f6f8;--card:#fff;--fg:#1c2128;--muted:#5c6570;"
+    "--line:#e2e5e9;--soft:#f0f2f4;--log-bg:#f7f8fa;--log-fg:#24292f;--accent:#5c6570}"
+    ".wait{--accent:#2f6fdb}.error{--accent:#c9302c}.warn{--accent:#b7791f}"
+    ".info{--accent:#2f6fdb}"
+    "@media (prefers-color-scheme:dark){:root{--bg:#0e1116;--card:#161b22;--fg:#e4e8ed;"
+    "--muted:#8b949e;--line:#2b323b;--soft:#1f252d;--log-bg:#0b0e13;--log-fg:#c9d1d9}"
+    ".wait,.info{--accent:#5b9cf5}.error{--accent:#f0625d}.warn{--accent:#d9a441}}"
+    "*{box-sizing:border-box}"
+    "html{background:var(--bg)}"
+    "body{margin:0;padding:9vh 20px 40px;color:var(--fg);background:var(--bg);"
+    "font:15px/1.55 system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\","
+    "\"Noto Sans\",\"Liberation Sans\",Arial,sans-serif;-webkit-font-smoothing:antialiased}"
+    "main{max-width:800px;margin:0 auto;background:var(--card);border:1px solid var(--line);"
+    "border-top:3px solid var(--accent);border-radius:10px;padding:26px 30px 28px;"
+    "box-shadow:0 1px 2px rgba(0,0,0,.04)}"
+    "header{display:flex;justify-content:space-between;align-items:center;gap:12px;"
+    "font-size:13px;color:var(--muted);margin-bottom:16px}"
+    ".brand{font-weight:600;letter-spacing:.03em}"
+    ".badge{color:var(--accent);border:1px solid currentColor;border-radius:999px;"
+    "padding:0 10px;font-weight:500;white-space:nowrap;font-variant-numeric:tabular-nums}"
+    "h1{font-size:22px;line-height:1.3;font-weight:600;margin:0 0 6px;display:flex;"
+    "align-items:center;gap:12px;overflow-wrap:anywhere}"
+    ".lead{margin:0 0 18px;color:var(--muted);overflow-wrap:anywhere}.lead:last-child{margin:0}"
+    "dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 20px;margin:0 0 8px;"
+    "font-size:14px}"
+    "dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}"
+    "h2{font-size:12px;font-weight:600;color:var(--muted);text-transform:uppercase;"
+    "letter-spacing:.07em;margin:22px 0 8px}"
+    "pre,code,.hosts a{font-family:ui-monospace,SFMono-Regular,\"SF Mono\",Menlo,Consolas,"
+    "\"DejaVu Sans Mono\",\"Liberation Mono\",monospace}"
+    "pre{margin:0;padding:12px 14px;background:var(--log-bg);color:var(--log-fg);"
+    "border:1px solid var(--line);border-radius:8px;font-size:12.5px;line-height:1.5;"
+    "white-space:pre-wrap;overflow-wrap:anywhere;tab-size:4;max-height:55vh;overflow:auto}"
+    "code{font-size:13px;background:var(--soft);border-radius:5px;padding:1px 6px}"
+    ".hint{margin:20px 0 0;font-size:14px;color:var(--muted)}"
+    ".empty{color:var(--muted);font-style:italic;margin:0}"
+    ".hosts{list-style:none;margin:0;padding:0;border:1px solid var(--line);border-radius:8px;"
+    "overflow:hidden}"
+    ".hosts li+li{border-top:1px solid var(--line)}"
+    ".hosts a{display:block;padding:9px 14px;color:var(--accent);text-decoration:none;"
+    "font-size:14px;overflow-wrap:anywhere}"
+    ".hosts a:hover,.hosts a:focus{background:var(--soft)}"
+    ".pulse{flex:none;width:10px;height:10px;border-radius:50%;background:var(--accent);"
+    "animation:pulse 1s ease-in-out infinite}"
+    "@keyframes pulse{0%,100%{opacity:.25}50%{opacity:1}}"
+    "@media (prefers-reduced-motion:reduce){.pulse{animation:none}}"
+    "footer{max-width:800px;margin:14px auto 0;font-size:12px;color:var(--muted);"
+    "text-align:center}"
+    "@media (max-width:560px){body{padding-top:16px}main{padding:20px 18px}"
+    "dl{grid-template-columns:1fr;gap:0}dd{margin-bottom:6px}}";
 
 typedef enum PageTone {
 	TONE_WAIT,
@@ -323,9 +323,10 @@ static int html_begin(Buf *b, PageTone tone, bool refresh, const char *title_pre
 	if (r >= 0)
 		r = append_value(b, title_value, true);
 	if (r >= 0)
-		r = buf_printf(b, " \xc2\xb7 locald</title>\n<style>%s</style>\n</head>\n"
-				  "<body>\n<main class=\"%s\">\n<header><span class=\"brand\">"
-				  "locald</span><span class=\"badge\">%s</span></header>\n",
+		r = buf_printf(b,
+			       " \xc2\xb7 locald</title>\n<style>%s</style>\n</head>\n"
+			       "<body>\n<main class=\"%s\">\n<header><span class=\"brand\">"
+			       "locald</span><span class=\"badge\">%s</span></header>\n",
 			       page_css, tone_class(tone), badge);
 	return r < 0 ? r : 0;
 }
@@ -592,8 +593,19 @@ static const char *down_headline(const Route *route, const char *detail)
 	return " is not available";
 }
 
-static int down_page(int status, const Route *route, const char *detail, bool html,
-		     PageTone tone, const char *badge, const char *headline, Page *ret)
+static const char *down_explanation(int status, const char *headline)
+{
+	if (status == 504)
+		return "The proxy stopped waiting for it.";
+	if (streq(headline, " is blocked"))
+		return "It waits for a service it depends on.";
+	if (streq(headline, " is not answering"))
+		return "The proxy could not reach it.";
+	return "It is not running, so there is nothing to forward this request to.";
+}
+
+static int down_page(int status, const Route *route, const char *detail, bool html, PageTone tone,
+		     const char *badge, const char *headline, Page *ret)
 {
 	_cleanup_buf_ Buf b = BUF_INIT(PAGE_BODY_MAX);
 	_cleanup_(page_donep) Page p = { 0 };
@@ -611,10 +623,7 @@ static int down_page(int status, const Route *route, const char *detail, bool ht
 		if (r >= 0)
 			r = buf_append_str(&b, "</span></h1>\n<p class=\"lead\">");
 		if (r >= 0)
-			r = append_value(&b,
-					 detail ? detail
-						: (status == 504 ? "The proxy stopped waiting for it."
-								 : "The proxy could not reach it."),
+			r = append_value(&b, detail ? detail : down_explanation(status, headline),
 					 true);
 		if (r >= 0)
 			r = buf_append_str(&b, "</p>\n<dl>\n");
@@ -732,8 +741,7 @@ static int append_host_links(Buf *b, char *const *hosts, bool https, const char 
 
 	if (html)
 		r = buf_append_str(b, "<ul class=\"hosts\">\n");
-	STRV_FOREACH(h, hosts)
-	{
+	STRV_FOREACH (h, hosts) {
 		if (r < 0 || n++ >= PAGE_HOSTS_MAX)
 			break;
 		if (html) {
@@ -831,8 +839,7 @@ int page_error(int status, const char *detail, bool html, Page *ret)
 	if (html) {
 		(void)strfmt(badge, sizeof(badge), "%d \xc2\xb7 error", status);
 		(void)strfmt(title, sizeof(title), "%d %s", status, phrase);
-		r = html_begin(&b, status >= 500 ? TONE_ERROR : TONE_WARN, false, "", title,
-			       badge);
+		r = html_begin(&b, status >= 500 ? TONE_ERROR : TONE_WARN, false, "", title, badge);
 		if (r >= 0)
 			r = buf_printf(&b, "<h1><span>%s</span></h1>\n<p class=\"lead\">", title);
 		if (r >= 0)

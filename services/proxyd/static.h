@@ -43,6 +43,9 @@ typedef struct StaticResponse {
 	char *location;           /* 301: malloc'd */
 	char *body;               /* generated listing or short error text: malloc'd */
 	size_t body_len;
+	/* HEAD gets GET's response, fd and body included (Range aside: ignored for HEAD);
+	 * the caller sends the head only. With a body, length == body_len. */
+	const char *allow; /* 405: the Allow field ("GET, HEAD"); else NULL */
 } StaticResponse;
 
 /* Returns 0 and fills *ret (always a response, errors included), or -ENOMEM. */
