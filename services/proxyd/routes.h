@@ -40,7 +40,7 @@ typedef enum RouteKind {
 typedef enum RouteReadiness {
 	ROUTE_READY,    /* running (healthy, or no check, or unhealthy-but-running): proxy now */
 	ROUTE_STARTING, /* waiting, building, starting: wait for it (bounded) */
-	ROUTE_STOPPED,  /* stopped or exited: start on demand if autostart */
+	ROUTE_STOPPED,  /* stopped, stopping or exited: start on demand if autostart */
 	ROUTE_DOWN,     /* failed, blocked, backoff after a crash: 502 page */
 } RouteReadiness;
 
@@ -70,6 +70,7 @@ typedef struct Route {
 	bool autostart;
 	uint64_t idle_stop_usec; /* 0 = never */
 	RouteUsage *usage;       /* never NULL for ROUTE_SERVICE/ROUTE_SITE */
+	const char *owner;       /* SetRoutes routes: who set them; NULL otherwise */
 } Route;
 
 typedef struct RouteTable RouteTable;
