@@ -50,7 +50,9 @@ typedef struct HttpHead {
 	/* Requests */
 	const char *method; /* "GET", ... */
 	const char *target; /* request-target as received: "/a?b", "*", "host:443", "http://..." */
-	const char *authority; /* Host field value, or the absolute-form target's authority */
+	const char *authority; /* Host field value, or the absolute-form target's authority, or
+				* the CONNECT target; "" when there is none (HTTP/1.0 without
+				* Host). Responses: method, target, authority are NULL. */
 	/* Responses */
 	int status;         /* 100..999 */
 	const char *reason; /* may be "" */
@@ -67,6 +69,7 @@ typedef struct HttpHead {
 	bool expect_continue;    /* requests: Expect: 100-continue */
 } HttpHead;
 
+/* A member left 0 takes its default. */
 typedef struct Http1Limits {
 	size_t max_start_line; /* default 8 KiB */
 	size_t max_head_bytes; /* start line + fields; default 64 KiB */
@@ -90,7 +93,8 @@ typedef struct Http1Result {
 	const HttpHead *head;  /* HTTP1_HEAD */
 	const uint8_t *data;   /* HTTP1_DATA: points into the caller's input */
 	size_t len;
-	int status;            /* HTTP1_ERROR: 400, 413, 414, 431, 501, 505; 502 for responses */
+	int status;            /* HTTP1_ERROR: 400, 413, 414, 431, 501, 505; 503 when memory ran
+				* out; 502 for responses (whatever the cause) */
 	const char *error;     /* HTTP1_ERROR: static, one line: "bare LF in header field" */
 } Http1Result;
 
@@ -117,6 +121,9 @@ void http1_parser_set_request_method(Http1Parser *p, const char *method);
  * After HTTP1_HEAD of a request with `upgrade` (or a 101/2xx-to-CONNECT response) and
  * after its body, the parser returns HTTP1_END and then stops: the rest of the bytes
  * belong to the upgraded protocol (http1_parse returns HTTP1_NEED_MORE, consuming 0).
+ * A CONNECT request (it has no body) stops the same way: what follows is the tunnel.
+ * An event that needs no more bytes (HTTP1_END after the last body bytes or after a head
+ * without body) is returned with consumed 0, also when len is 0 (data may then be NULL).
  */
 Http1Event http1_parse(Http1Parser *p, const uint8_t *data, size_t len, size_t *consumed,
 		       Http1Result *result);
