@@ -10,14 +10,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#endif
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -25,8 +29,9 @@
 #include "strutil.h"
 #include "time-util.h"
 
+extern char **environ;
+
 #define SUPERD_START_TIMEOUT_USEC (5 * USEC_PER_SEC)
-#define START_LOCK_TIMEOUT_USEC (15 * USEC_PER_SEC)
 
 static int runtime_dir(Ctl *ctl, const char **ret)
 {
@@ -86,7 +91,7 @@ static int ping(BusClient *c, uint64_t timeout_ms)
 
 bool ctl_superd_alive(Ctl *ctl, uint64_t timeout_ms)
 {
-	BusClient *c;
+	BusClient *c = NULL;
 	if (!ctl->superd && client_for(ctl, "superd", &ctl->superd) < 0)
 		return false;
 	c = ctl->superd;
@@ -102,15 +107,19 @@ int ctl_superd_binary(char **ret)
 	}
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -errno;
+	if (n <= 0) {
+		/* No /proc (not Linux): whatever PATH finds. */
+		*ret = strdup("locald-superd");
+		return *ret ? 0 : -ENOMEM;
+	}
 	self[n] = 0;
 	char *slash = strrchr(self, '/');
 	if (!slash)
 		return -ENOENT;
 	*slash = 0;
 	/* Installed: next to us. Build tree: build/ctl/localctl → build/services/superd/. */
-	static const char *const candidates[] = { "locald-superd", "../services/superd/locald-superd",
+	static const char *const candidates[] = { "locald-superd",
+						  "../services/superd/locald-superd",
 						  "../libexec/locald/locald-superd" };
 	for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
 		_cleanup_free_ char *p = path_join(self, candidates[i]);
@@ -174,7 +183,7 @@ static int spawn_superd(Ctl *ctl, const char *binary, const char *log_path, pid_
 			_exit(127);
 		if (chdir("/") < 0)
 			_exit(127);
-		execl(binary, binary, (char *)NULL);
+		execlp(binary, binary, (char *)NULL);
 		dprintf(STDERR_FILENO, "localctl: cannot run %s: %s\n", binary, strerror(errno));
 		_exit(127);
 	}
@@ -182,18 +191,53 @@ static int spawn_superd(Ctl *ctl, const char *binary, const char *log_path, pid_
 	return 0;
 }
 
-static int lock_with_timeout(int fd, usec_t timeout)
+/*
+ * Sleep until something appears in the runtime directory (inotify), at most timeout_ms:
+ * superd binding superd.rpc wakes us at once. Without inotify, just the time-out.
+ */
+static void wait_runtime_change(int inotify_fd, int timeout_ms)
 {
-	usec_t deadline = now_monotonic() + timeout;
-	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -errno;
-		if (now_monotonic() > deadline)
-			return -ETIMEDOUT;
-		nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+	struct pollfd p = { .fd = inotify_fd, .events = POLLIN };
+	if (poll(&p, inotify_fd >= 0 ? 1 : 0, timeout_ms) > 0) {
+		char buf[4096];
+		while (read(inotify_fd, buf, sizeof(buf)) > 0)
+			;
 	}
+}
+
+static int open_runtime_watch(const char *rt)
+{
+#ifdef __linux__
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd >= 0 && inotify_add_watch(fd, rt, IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0)
+		fd = safe_close(fd);
+	return fd;
+#else
+	return -1;
+#endif
+}
+
+/* Wait for pid to exit, at most timeout_ms. 0, or -ETIMEDOUT. */
+static int wait_pid_gone(pid_t pid, uint64_t timeout_ms)
+{
+	usec_t deadline = now_monotonic() + timeout_ms * USEC_PER_MSEC;
+	_cleanup_close_ int pidfd = -1;
+#if defined(__linux__) && defined(SYS_pidfd_open)
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+	while (kill(pid, 0) == 0) {
+		/* A zombie child of ours (we started it in this process) counts as gone. */
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return 0;
+		usec_t now = now_monotonic();
+		if (now > deadline)
+			return -ETIMEDOUT;
+		/* The pidfd turns readable when it exits; without one, look every 10 ms. */
+		int left = (int)MIN((deadline - now) / USEC_PER_MSEC + 1, (usec_t)1000);
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		poll(&p, pidfd >= 0 ? 1 : 0, pidfd >= 0 ? left : MIN(left, 10));
+	}
+	return 0;
 }
 
 int ctl_superd_ensure(Ctl *ctl, BusClient **ret)
@@ -224,15 +268,18 @@ int ctl_superd_ensure(Ctl *ctl, BusClient **ret)
 	    open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (lock < 0)
 		return ctl_fail(ctl, EXIT_FAILED, NULL, "%s: %s", lock_path, strerror(errno));
-	r = lock_with_timeout(lock, START_LOCK_TIMEOUT_USEC);
-	if (r < 0)
-		return ctl_fail(ctl, EXIT_UNREACHABLE, "is another localctl stuck starting it?",
-				"cannot lock %s: %s", lock_path, strerror(-r));
+	/* Blocking: a holder keeps it for at most its own start time-out (or dies, and the
+	 * kernel releases it). */
+	while (flock(lock, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ctl_fail(ctl, EXIT_UNREACHABLE, NULL, "cannot lock %s: %s",
+					lock_path, strerror(errno));
 	/* Someone else may have started it while we waited for the lock. */
 	if (ctl_superd_alive(ctl, 1000))
 		return ctl_superd(ctl, ret);
 
-	pid_t pid;
+	_cleanup_close_ int watch = open_runtime_watch(rt);
+	pid_t pid = 0;
 	r = spawn_superd(ctl, binary, log_path, &pid);
 	if (r < 0)
 		return ctl_fail(ctl, EXIT_UNREACHABLE, NULL, "cannot start %s: %s", binary,
@@ -245,10 +292,12 @@ int ctl_superd_ensure(Ctl *ctl, BusClient **ret)
 			exited = true; /* lost the superd.lock race (exit 0) or failed */
 		if (ctl_superd_alive(ctl, 200))
 			return ctl_superd(ctl, ret);
-		if (now_monotonic() > deadline || (exited && !(WIFEXITED(status) &&
-								 WEXITSTATUS(status) == 0)))
+		if (now_monotonic() > deadline ||
+		    (exited && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)))
 			break;
-		nanosleep(&(struct timespec){ .tv_nsec = 2 * 1000 * 1000 }, NULL);
+		/* Woken when superd binds its socket; every 20 ms without inotify, or to notice
+		 * its exit. */
+		wait_runtime_change(watch, 20);
 	}
 	if (!exited)
 		kill(pid, SIGTERM);
@@ -277,8 +326,7 @@ int ctl_call(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusRe
 	return 0;
 }
 
-int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms,
-		BusReply **ret_reply)
+int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply)
 {
 	BusReply *reply = NULL;
 	int r = ctl_call(ctl, c, req, timeout_ms, &reply);
@@ -296,7 +344,7 @@ int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms,
 
 int ctl_status(Ctl *ctl, const char *project, BusReply **ret_reply)
 {
-	BusClient *c;
+	BusClient *c = NULL;
 	int r = ctl_superd(ctl, &c);
 	if (r)
 		return r;
@@ -340,7 +388,7 @@ int ctl_proxy_ports(Ctl *ctl, uint32_t *ret_https, uint32_t *ret_http)
 
 int ctl_superd_shutdown(Ctl *ctl, uint64_t timeout_ms)
 {
-	BusClient *c;
+	BusClient *c = NULL;
 	int r = ctl_superd(ctl, &c);
 	if (r)
 		return r;
@@ -364,16 +412,65 @@ int ctl_superd_shutdown(Ctl *ctl, uint64_t timeout_ms)
 		return r;
 	bus_reply_free(reply);
 	/* It stops every service, then exits. */
-	usec_t deadline = now_monotonic() + timeout_ms * USEC_PER_MSEC;
-	while (pid > 0 && kill(pid, 0) == 0) {
-		/* A zombie child of ours (we started it in this process) counts as gone. */
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			break;
-		if (now_monotonic() > deadline)
-			return ctl_fail(ctl, EXIT_FAILED, "its log is <state>/superd.log",
-					"locald-superd (pid %d) did not exit within %llus", (int)pid,
-					(unsigned long long)(timeout_ms / 1000));
-		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	if (pid > 0 && wait_pid_gone(pid, timeout_ms) < 0)
+		return ctl_fail(ctl, EXIT_FAILED, "its log is <state>/superd.log",
+				"locald-superd (pid %d) did not exit within %llus", (int)pid,
+				(unsigned long long)(timeout_ms / 1000));
+	return 0;
+}
+
+/*
+ * Variables that change with where and how `up` is typed, not with what the services
+ * need. superd restarts a service whose environment changed, so passing these would
+ * restart everything when `up` is run again from another directory or terminal.
+ */
+static bool is_volatile(const char *kv, size_t len)
+{
+	static const char *const names[] = { "PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES" };
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (strlen(names[i]) == len && strncmp(kv, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+void ctl_env_done(CtlEnv *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->names[i]);
+	free(e->names);
+	free(e->ptrs);
+	free(e->vars);
+	*e = (CtlEnv){};
+}
+
+int ctl_env_build(CtlEnv *e)
+{
+	size_t n = 0;
+	for (char **v = environ; v && *v; v++)
+		n++;
+	*e = (CtlEnv){};
+	e->vars = calloc(n ? n : 1, sizeof(*e->vars));
+	e->ptrs = calloc(n ? n : 1, sizeof(*e->ptrs));
+	e->names = calloc(n ? n : 1, sizeof(char *));
+	if (!e->vars || !e->ptrs || !e->names) {
+		ctl_env_done(e);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		if (!eq || eq == environ[i] || is_volatile(environ[i], (size_t)(eq - environ[i])))
+			continue;
+		char *name = strndup_safe(environ[i], (size_t)(eq - environ[i]));
+		if (!name) {
+			ctl_env_done(e);
+			return -ENOMEM;
+		}
+		e->names[e->n] = name;
+		locald__v1__env_var__init(&e->vars[e->n]);
+		e->vars[e->n].name = name;
+		e->vars[e->n].value = (char *)eq + 1;
+		e->ptrs[e->n] = &e->vars[e->n];
+		e->n++;
 	}
 	return 0;
 }

@@ -73,10 +73,13 @@ int ctl_fail_reply(Ctl *ctl, const BusErrorMessage *e, const char *what)
 	char more[128];
 	/* The first diagnostic is the message; say how many others there are. */
 	if (e->n_details > 1 && isempty(hint)) {
-		snprintf(more, sizeof(more), "%zu more problems: `localctl up` shows them after a fix",
+		snprintf(more, sizeof(more),
+			 "%zu more problems: `localctl up` shows them after a fix",
 			 e->n_details - 1);
 		hint = more;
 	}
+	if (isempty(hint) && code == EXIT_NOT_FOUND)
+		hint = "`localctl status --all` lists the projects and their services";
 	if (what)
 		return ctl_fail(ctl, code, hint, "%s: %s", what, strempty(e->message));
 	return ctl_fail(ctl, code, hint, "%s", strempty(e->message));

@@ -105,9 +105,10 @@ int ctl_current_project(Ctl *ctl, const char *path, char **ret_name, char **ret_
 			return ctl_fail(ctl, EXIT_NOT_FOUND,
 					"give a project directory, its locald.toml or its Procfile",
 					"%s: no locald.toml or Procfile (%s)", path, strerror(-r));
-		return ctl_fail(ctl, EXIT_NOT_FOUND,
-				"`localctl init` writes one; or name the service as project:service",
-				"no locald.toml or Procfile in %s or its parents", strempty(cwd));
+		return ctl_fail(
+		    ctl, EXIT_NOT_FOUND,
+		    "`localctl init` writes one; or name the service as project:service",
+		    "no locald.toml or Procfile in %s or its parents", strempty(cwd));
 	}
 	r = ctl_project_name(ctl, dir, &name);
 	if (r < 0)

@@ -106,8 +106,7 @@ int ctl_superd_ensure(Ctl *ctl, BusClient **ret);
  * Error (check bus_reply_get_error()). Returns 0 or an exit code. */
 int ctl_call(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply);
 /* Same, but an Error in the reply is printed and returned as an exit code. */
-int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms,
-		BusReply **ret_reply);
+int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply);
 /* Where locald-superd is: $LOCALD_SUPERD, next to us, or ../services/superd/ in the build tree. */
 int ctl_superd_binary(char **ret);
 /* The proxy's https/http ports when proxyd answers (0 when unknown). */
@@ -116,6 +115,17 @@ int ctl_proxy_ports(Ctl *ctl, uint32_t *ret_https, uint32_t *ret_http);
 int ctl_superd_shutdown(Ctl *ctl, uint64_t timeout_ms);
 /* Status of one project (NULL: all). Returns 0 or an exit code (printed). */
 int ctl_status(Ctl *ctl, const char *project, BusReply **ret_reply);
+
+/* The caller's environment for ApplyProject.environment, without the variables that
+ * only say where `up` was typed (PWD, OLDPWD, SHLVL, _, COLUMNS, LINES). */
+typedef struct CtlEnv {
+	Locald__V1__EnvVar *vars;
+	Locald__V1__EnvVar **ptrs;
+	char **names;
+	size_t n;
+} CtlEnv;
+int ctl_env_build(CtlEnv *e);
+void ctl_env_done(CtlEnv *e);
 
 /* ---- commands ---- */
 
