@@ -90,8 +90,13 @@ int bus_client_socket_setup(void *socket, bool immediate)
 	int zero = 0, one = 1;
 	int64_t maxmsg = (int64_t)BUS_TRANSPORT_MAX;
 
+	/* A daemon that is not there is retried 100 ms, 200 ms, … up to every second, not
+	 * ten times a second forever (libzmq's default). */
+	int ivl = 100, ivl_max = 1000;
 	if (zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
-	    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0)
+	    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ||
+	    zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) < 0 ||
+	    zmq_setsockopt(socket, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max)) < 0)
 		return negative_errno();
 	if (immediate && zmq_setsockopt(socket, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0)
 		return negative_errno();
