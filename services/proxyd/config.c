@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,8 +102,8 @@ static void store_uint(void *field, size_t size, uint64_t v)
 		*(uint16_t *)field = (uint16_t)v;
 }
 
-static int fail(char **error, const char *file, TomlPos pos, const char *fmt, const char *a,
-		const char *b)
+static int fail(char **error, const char *file, TomlPos pos, const char *fmt, ...) _printf_(4, 5);
+static int fail(char **error, const char *file, TomlPos pos, const char *fmt, ...)
 {
 	char msg[512];
 	if (file && pos.line)
@@ -112,7 +113,10 @@ static int fail(char **error, const char *file, TomlPos pos, const char *fmt, co
 	else
 		msg[0] = 0;
 	size_t l = strlen(msg);
-	(void)snprintf(msg + l, sizeof msg - l, fmt, a, b);
+	va_list ap;
+	va_start(ap, fmt);
+	(void)vsnprintf(msg + l, sizeof msg - l, fmt, ap);
+	va_end(ap);
 	if (error)
 		*error = strdup(msg);
 	return -EINVAL;
@@ -126,19 +130,21 @@ static int apply_key(ProxydConfig *c, const KeyDef *k, const TomlValue *v, const
 	switch (k->kind) {
 	case KEY_BOOL:
 		if (toml_type(v) != TOML_BOOL)
-			return fail(error, file, pos, "[proxy] %s: expected a boolean, got %s", k->name,
-				    toml_type_to_string(toml_type(v)));
+			return fail(error, file, pos, "[proxy] %s: expected a boolean, got %s",
+				    k->name, toml_type_to_string(toml_type(v)));
 		*(bool *)field = toml_bool(v);
 		return 0;
 	case KEY_PORT:
 	case KEY_UINT:
 		if (toml_type(v) != TOML_INTEGER)
-			return fail(error, file, pos, "[proxy] %s: expected an integer, got %s", k->name,
-				    toml_type_to_string(toml_type(v)));
+			return fail(error, file, pos, "[proxy] %s: expected an integer, got %s",
+				    k->name, toml_type_to_string(toml_type(v)));
 		if (toml_integer(v) < (int64_t)k->min || (uint64_t)toml_integer(v) > k->max) {
 			char range[64];
-			(void)snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, k->min, k->max);
-			return fail(error, file, pos, "[proxy] %s: out of range (%s)", k->name, range);
+			(void)snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, k->min,
+				       k->max);
+			return fail(error, file, pos, "[proxy] %s: out of range (%s)", k->name,
+				    range);
 		}
 		if (k->kind == KEY_PORT)
 			*(int *)field = (int)toml_integer(v);
@@ -152,17 +158,18 @@ static int apply_key(ProxydConfig *c, const KeyDef *k, const TomlValue *v, const
 		else if (toml_type(v) == TOML_STRING) {
 			const char *s = toml_string(v, NULL);
 			if (parse_duration_ms(s, &u) < 0)
-				return fail(error, file, pos,
-					    "[proxy] %s: \"%s\" is not a duration (e.g. \"5s\", \"250ms\", "
-					    "\"2m\")",
-					    k->name, s);
+				return fail(
+				    error, file, pos,
+				    "[proxy] %s: \"%s\" is not a duration (e.g. \"5s\", \"250ms\", "
+				    "\"2m\")",
+				    k->name, s);
 		} else
 			return fail(error, file, pos,
 				    "[proxy] %s: expected a duration string such as \"5s\", got %s",
 				    k->name, toml_type_to_string(toml_type(v)));
 		if (u < k->min)
-			return fail(error, file, pos, "[proxy] %s: must be greater than zero%s", k->name,
-				    "");
+			return fail(error, file, pos, "[proxy] %s: must be greater than zero",
+				    k->name);
 		store_uint(field, k->size, u);
 		return 0;
 	}
@@ -199,7 +206,7 @@ static int load_file(ProxydConfig *c, const char *path, char **error)
 	if (r == -ENOENT)
 		return 0;
 	if (r == -E2BIG)
-		return fail(error, path, (TomlPos){ 0 }, "larger than %s%s", "1 MiB", "");
+		return fail(error, path, (TomlPos){ 0 }, "larger than 1 MiB");
 	if (r < 0) {
 		if (error)
 			*error = strdupf("%s: %s", path, strerror(-r));
@@ -222,8 +229,8 @@ static int load_file(ProxydConfig *c, const char *path, char **error)
 	if (!proxy)
 		goto out;
 	if (toml_type(proxy) != TOML_TABLE) {
-		r = fail(error, path, tpos, "proxy: expected a table ([proxy]), got %s%s",
-			 toml_type_to_string(toml_type(proxy)), "");
+		r = fail(error, path, tpos, "proxy: expected a table ([proxy]), got %s",
+			 toml_type_to_string(toml_type(proxy)));
 		goto out;
 	}
 	for (size_t i = 0; i < toml_table_size(proxy); i++) {
@@ -236,7 +243,7 @@ static int load_file(ProxydConfig *c, const char *path, char **error)
 				break;
 			}
 		if (!k) {
-			r = fail(error, path, kpos, "unknown key \"%s\" in [proxy]%s", name, "");
+			r = fail(error, path, kpos, "unknown key \"%s\" in [proxy]", name);
 			goto out;
 		}
 		r = apply_key(c, k, toml_table_value(proxy, i), path, kpos, error);

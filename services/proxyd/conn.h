@@ -28,6 +28,10 @@ typedef struct ConnProtocol {
 	/* The connection is going away (closed, reset, error, worker shutdown): free the
 	 * handler's state. No conn_* call on this Conn afterwards. Called exactly once. */
 	void (*closed)(void *proto);
+	/* Optional. The worker is stopping (SIGTERM): accept no new requests (h2: GOAWAY),
+	 * finish those in flight, then conn_close(). Connections still open 5 s later are
+	 * aborted; a handler without this op is left alone until then. */
+	void (*shutdown)(void *proto);
 } ConnProtocol;
 
 /* Queue plaintext to the client (encrypted and sent as the socket allows). Always takes
@@ -45,6 +49,9 @@ void conn_close(Conn *c);
 void conn_abort(Conn *c);
 /* (Re)arm the idle timer: close the connection after `ms` without activity; 0 = off. */
 void conn_set_idle_timeout(Conn *c, uint64_t ms);
+/* A one-shot deadline independent of activity (the request head's, against slowloris):
+ * after `ms` call cb(proto); 0 = cancel. One per connection; setting it replaces it. */
+void conn_set_deadline(Conn *c, uint64_t ms, void (*cb)(void *proto));
 
 Worker *conn_worker(Conn *c);
 const struct sockaddr *conn_peer(const Conn *c, socklen_t *len);

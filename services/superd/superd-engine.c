@@ -484,6 +484,16 @@ static int wanted_closure(const Project *cfg, char *const *only, bool **ret)
 	return 0;
 }
 
+static bool proxy_settings_changed(const Project *old_cfg, Unit *u)
+{
+	const Service *a = old_cfg ? project_find_service(old_cfg, u->name) : NULL;
+	const Service *b = u->svc;
+	if (!a || !b)
+		return false;
+	return !streq_ptr(a->host, b->host) || a->autostart != b->autostart ||
+	       a->idle_stop_ms != b->idle_stop_ms || !streq_ptr(a->path, b->path);
+}
+
 int engine_apply(Engine *e, const char *path, char *const *environment, char *const *only,
 		 DiagList *diags, EngineProject **ret)
 {
@@ -599,6 +609,12 @@ int engine_apply_full(Engine *e, const char *path, char *const *environment, cha
 		    !streq(before, u->fingerprint)) {
 			unit_note(u, "configuration changed: restarting");
 			unit_stop(u, STOP_REQUESTED);
+		} else if (proxy_settings_changed(old_cfg, u)) {
+			/* What only the proxy reads (host, autostart, idle_stop, a site's path)
+			 * needs no restart, but its subscribers must hear of it. */
+			if (e->cb.state_changed)
+				e->cb.state_changed(e->cb.userdata, u, u->state,
+						    "configuration changed");
 		}
 	}
 	project_free(old_cfg);

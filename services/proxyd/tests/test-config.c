@@ -77,10 +77,14 @@ TEST(unknown_key_has_position)
 TEST(bad_values)
 {
 	static const char *cases[][2] = {
-		{ "[proxy]\nconnect_timeout = \"soon\"\n", ":2:1: [proxy] connect_timeout: \"soon\" is not a duration" },
-		{ "[proxy]\nhttp_port = 70000\n", ":2:1: [proxy] http_port: out of range (0..65535)" },
-		{ "[proxy]\nworkers = \"two\"\n", "[proxy] workers: expected an integer, got string" },
-		{ "[proxy]\nheader_timeout = \"0s\"\n", "header_timeout: must be greater than zero" },
+		{ "[proxy]\nconnect_timeout = \"soon\"\n",
+		  ":2:1: [proxy] connect_timeout: \"soon\" is not a duration" },
+		{ "[proxy]\nhttp_port = 70000\n",
+		  ":2:1: [proxy] http_port: out of range (0..65535)" },
+		{ "[proxy]\nworkers = \"two\"\n",
+		  "[proxy] workers: expected an integer, got string" },
+		{ "[proxy]\nheader_timeout = \"0s\"\n",
+		  "header_timeout: must be greater than zero" },
 		{ "proxy = 3\n", "proxy: expected a table" },
 		{ "[proxy\n", "locald.toml:1:" },
 	};

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * locald-proxyd: the local reverse proxy (HTTP/1.1, HTTP/2, TLS with the local CA).
+ *
+ * One per user: <runtime>/proxyd.lock is held for life; a second one exits 1 saying so.
+ * The main thread runs the bus (proxyd.rpc/.events) and the routing feed from superd;
+ * worker threads accept and serve connections. SIGTERM/SIGINT: stop accepting, let
+ * requests in flight finish (at most 5 s), exit.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "dashboard.h" /* [dashboard] */
+#include "log.h"
+#include "loop.h"
+#include "parse-util.h"
+#include "paths.h"
+#include "proxyd-internal.h"
+#include "strutil.h"
+
+static void on_signal(LoopSignal *s, int signo, void *userdata)
+{
+	log_info("%s: finishing requests in flight, then exiting", signal_to_string(signo));
+	loop_exit(userdata, 0);
+}
+
+/* sd_notify(READY=1) without libsystemd: superd and systemd both listen on a datagram
+ * socket named by $NOTIFY_SOCKET ("@name" = abstract namespace). */
+static void notify_ready(void)
+{
+	const char *e = getenv("NOTIFY_SOCKET");
+	if (isempty(e))
+		return;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = strlen(e);
+	if (n >= sizeof sa.sun_path || (e[0] != '/' && e[0] != '@')) {
+		log_warning("$NOTIFY_SOCKET: \"%s\" is not a socket path; not notifying", e);
+		return;
+	}
+	memcpy(sa.sun_path, e, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = 0;
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	static const char msg[] = "READY=1\nSTATUS=listening";
+	if (fd < 0 || sendto(fd, msg, sizeof msg - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		log_warning_errno(-errno, "notifying readiness on %s: %m", e);
+}
+
+static bool ca_filter(const char *host, void *userdata)
+{
+	Proxyd *p = userdata;
+	if (!p->routes)
+		return false;
+	RouteTable *t = routes_acquire(p->routes);
+	bool routed = route_table_lookup(t, host) != NULL;
+	route_table_unref(t);
+	return routed;
+}
+
+static void help(void)
+{
+	printf(
+	    "locald-proxyd — the locald reverse proxy\n\n"
+	    "Usage: locald-proxyd [--help] [--version]\n\n"
+	    "Normally started by locald-superd. Listens on 127.0.0.1 and ::1: HTTP on 80 (else\n"
+	    "8080), HTTPS on 443 (else 8443); $LOCALD_HTTP_PORT / $LOCALD_HTTPS_PORT or [proxy]\n"
+	    "in <config>/locald.toml choose others (0 = any free port; ListListeners tells).\n"
+	    "Directories come from $LOCALD_RUNTIME_DIR, $LOCALD_STATE_DIR, $LOCALD_CONFIG_DIR.\n"
+	    "$LOCALD_LOG_LEVEL=debug for detail.\n");
+}
+
+static int take_lock(const char *runtime, int *ret_fd)
+{
+	_cleanup_free_ char *path = path_join(runtime, "proxyd.lock");
+	if (!path)
+		return log_oom();
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return log_error_errno(-errno, "%s: %m", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return log_error_errno(-errno, "locking %s: %m", path);
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		strstrip(pid);
+		log_error("another locald-proxyd (pid %s) already runs for %s; only one per user",
+			  isempty(pid) ? "?" : pid, runtime);
+		return -EBUSY;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) < 0)
+		log_debug("writing pid to %s: %m", path);
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	int c, r;
+	log_setup("locald-proxyd");
+	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) >= 0)
+		switch (c) {
+		case 'h':
+			help();
+			return 0;
+		case 'V':
+			printf("locald-proxyd %s\n", LOCALD_VERSION);
+			return 0;
+		default:
+			return 2;
+		}
+	if (optind < argc) {
+		log_error("unexpected argument \"%s\" (see --help)", argv[optind]);
+		return 2;
+	}
+
+	ProxydConfig config;
+	_cleanup_free_ char *cerr = NULL;
+	r = proxyd_config_load(&config, &cerr);
+	if (r < 0) {
+		log_error("configuration: %s", cerr ? cerr : strerror(-r));
+		return 1;
+	}
+
+	_cleanup_free_ char *runtime = NULL, *state = NULL, *ca_dir = NULL;
+	r = locald_runtime_dir_ensure(&runtime);
+	if (r < 0)
+		return log_error_errno(r, "runtime directory: %m"), 1;
+	r = locald_state_dir_ensure(&state);
+	if (r < 0)
+		return log_error_errno(r, "state directory: %m"), 1;
+	_cleanup_close_ int lock = -1;
+	if (take_lock(runtime, &lock) < 0)
+		return 1;
+
+	signal(SIGPIPE, SIG_IGN);
+
+	Proxyd *p = NULL;
+	r = proxyd_new(&config, &p);
+	if (r < 0)
+		return log_oom(), 1;
+	_cleanup_(loop_freep) Loop *loop = NULL;
+	r = loop_new(&loop);
+	if (r < 0)
+		return log_error_errno(r, "event loop: %m"), 1;
+	p->loop = loop;
+
+	/* Declared before the first goto: cleanup attributes and jumps do not mix. */
+	int ret = 1;
+	LoopSignal *sigterm = NULL, *sigint = NULL;
+	_cleanup_free_ char *lerr = NULL;
+	RoutesOptions ro = { 0 };
+	r = routes_new(loop, &ro, &p->routes);
+	if (r < 0) {
+		log_error_errno(r, "routing table: %m");
+		goto out;
+	}
+	/* [dashboard] the backend on this thread; proxied to by the workers. */
+	if (dashboard_new(loop, runtime, &p->dashboard) < 0)
+		log_warning("dashboard: cannot listen in %s; the dashboard is unavailable",
+			    runtime);
+
+	ca_dir = path_join(state, "ca");
+	if (!ca_dir) {
+		log_oom();
+		goto out;
+	}
+	CaOptions co = { .dir = ca_dir, .filter = ca_filter, .filter_userdata = p };
+	r = ca_open(&co, &p->ca);
+	if (r < 0) {
+		log_error_errno(r, "certificate authority in %s: %m", ca_dir);
+		goto out;
+	}
+	r = tls_server_new(p->ca, true, &p->tls);
+	if (r < 0) {
+		log_error_errno(r, "TLS setup: %m");
+		goto out;
+	}
+
+	r = proxyd_listeners_open(&config, config.workers, &p->listeners, &p->n_listeners, &lerr);
+	if (r < 0) {
+		log_error("%s", lerr ? lerr : strerror(-r));
+		goto out;
+	}
+
+	r = bus_server_new(loop, NULL, runtime, "proxyd", &p->bus);
+	if (r < 0) {
+		log_error_errno(r, "binding %s/proxyd.rpc: %m", runtime);
+		goto out;
+	}
+	r = proxyd_bus_setup(p);
+	if (r < 0) {
+		log_error_errno(r, "bus handlers: %m");
+		goto out;
+	}
+
+	p->workers = calloc(config.workers, sizeof(Worker *));
+	if (!p->workers) {
+		log_oom();
+		goto out;
+	}
+	for (unsigned i = 0; i < config.workers; i++) {
+		r = worker_new(p, i, &p->workers[i]);
+		if (r < 0) {
+			log_error_errno(r, "worker %u: %m", i);
+			goto out;
+		}
+		p->n_workers++;
+	}
+	for (unsigned i = 0; i < p->n_workers; i++) {
+		r = worker_start(p->workers[i]);
+		if (r < 0) {
+			log_error_errno(r, "starting worker thread %u: %m", i);
+			goto out;
+		}
+	}
+
+	loop_signal_new(loop, SIGTERM, on_signal, loop, &sigterm);
+	loop_signal_new(loop, SIGINT, on_signal, loop, &sigint);
+
+	for (size_t i = 0; i < p->n_listeners; i++) {
+		ProxydListener *l = &p->listeners[i];
+		bool v6 = strchr(l->address, ':');
+		log_info("listening on %s://%s%s%s:%u%s", l->tls ? "https" : "http", v6 ? "[" : "",
+			 l->address, v6 ? "]" : "", l->port,
+			 l->socket_activated ? " (socket activation)" : "");
+	}
+	log_info("%u worker thread(s); CA %s", p->n_workers, ca_cert_path(p->ca));
+	notify_ready();
+
+	r = loop_run(loop);
+	ret = r < 0 ? 1 : 0;
+
+out:
+	for (unsigned i = 0; i < p->n_workers; i++)
+		worker_stop(p->workers[i]);
+	for (unsigned i = 0; i < p->n_workers; i++)
+		p->workers[i] = worker_join_free(p->workers[i]);
+	free(p->workers);
+	p->workers = NULL;
+	proxyd_flush_events(p);
+	p->events_timer = loop_timer_free(p->events_timer);
+	sigterm = loop_signal_free(sigterm);
+	sigint = loop_signal_free(sigint);
+	p->bus = bus_server_free(p->bus);
+	p->dashboard = dashboard_free(p->dashboard); /* [dashboard] */
+	p->routes = routes_free(p->routes);
+	p->tls = tls_server_free(p->tls);
+	p->ca = ca_free(p->ca);
+	proxyd_listeners_free(p->listeners, p->n_listeners);
+	loop = loop_free(loop);
+	proxyd_free(p);
+	return ret;
+}
