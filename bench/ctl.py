@@ -104,7 +104,7 @@ def bench_status(localctl, tmp, listener, rounds):
             rt_t.append(time.perf_counter() - t0)
         c.close()
         return [("/bin/true (exec floor)", true_t),
-                ("localctl --help (exec + loading libzmq & co.)", help_t),
+                ("localctl --help (exec + dynamic loading)", help_t),
                 ("Status call alone (Python, connected)", (rt_t, None)),
                 ("localctl status", st_t), ("localctl status --json", js_t)]
     finally:

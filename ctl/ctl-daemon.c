@@ -44,7 +44,7 @@ static int runtime_dir(Ctl *ctl, const char **ret)
 	return 0;
 }
 
-static int client_for(Ctl *ctl, const char *daemon, BusClient **ret)
+int ctl_client_new(Ctl *ctl, const char *daemon, BusZmtpClient **ret)
 {
 	const char *rt;
 	int r = runtime_dir(ctl, &rt);
@@ -54,18 +54,13 @@ static int client_for(Ctl *ctl, const char *daemon, BusClient **ret)
 	r = bus_endpoint(rt, daemon, BUS_SOCKET_RPC, &ep);
 	if (r < 0)
 		return r;
-	if (!ctl->zmq_ctx) {
-		ctl->zmq_ctx = zmq_ctx_new();
-		if (!ctl->zmq_ctx)
-			return -ENOMEM;
-	}
-	return bus_client_new(ctl->zmq_ctx, ep, ret);
+	return bus_zmtp_client_new(ep, ret);
 }
 
-int ctl_superd(Ctl *ctl, BusClient **ret)
+int ctl_superd(Ctl *ctl, BusZmtpClient **ret)
 {
 	if (!ctl->superd) {
-		int r = client_for(ctl, "superd", &ctl->superd);
+		int r = ctl_client_new(ctl, "superd", &ctl->superd);
 		if (r < 0)
 			return ctl_fail(ctl, EXIT_FAILED, "check $LOCALD_RUNTIME_DIR",
 					"cannot reach locald-superd: %s", strerror(-r));
@@ -74,14 +69,14 @@ int ctl_superd(Ctl *ctl, BusClient **ret)
 	return 0;
 }
 
-static int ping(BusClient *c, uint64_t timeout_ms)
+static int ping(BusZmtpClient *c, uint64_t timeout_ms)
 {
 	BusRequest req = LOCALD__V1__REQUEST__INIT;
 	Locald__V1__Ping p = LOCALD__V1__PING__INIT;
 	req.call_case = LOCALD__V1__REQUEST__CALL_PING;
 	req.ping = &p;
 	BusReply *reply = NULL;
-	int r = bus_client_call(c, &req, timeout_ms, &reply);
+	int r = bus_zmtp_client_call(c, &req, timeout_ms, &reply);
 	if (r < 0)
 		return r;
 	r = reply->result_case == LOCALD__V1__REPLY__RESULT_PONG ? 0 : -EPROTO;
@@ -91,8 +86,8 @@ static int ping(BusClient *c, uint64_t timeout_ms)
 
 bool ctl_superd_alive(Ctl *ctl, uint64_t timeout_ms)
 {
-	BusClient *c = NULL;
-	if (!ctl->superd && client_for(ctl, "superd", &ctl->superd) < 0)
+	BusZmtpClient *c = NULL;
+	if (!ctl->superd && ctl_client_new(ctl, "superd", &ctl->superd) < 0)
 		return false;
 	c = ctl->superd;
 	return ping(c, timeout_ms) == 0;
@@ -240,7 +235,7 @@ static int wait_pid_gone(pid_t pid, uint64_t timeout_ms)
 	return 0;
 }
 
-int ctl_superd_ensure(Ctl *ctl, BusClient **ret)
+int ctl_superd_ensure(Ctl *ctl, BusZmtpClient **ret)
 {
 	if (ctl_superd_alive(ctl, 1000))
 		return ctl_superd(ctl, ret);
@@ -307,13 +302,16 @@ int ctl_superd_ensure(Ctl *ctl, BusClient **ret)
 	return EXIT_UNREACHABLE;
 }
 
-int ctl_call(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply)
+int ctl_call(Ctl *ctl, BusZmtpClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply)
 {
-	int r = bus_client_call(c, req, timeout_ms, ret_reply);
+	int r = bus_zmtp_client_call(c, req, timeout_ms, ret_reply);
 	if (r == -ECONNREFUSED || r == -ENOENT)
 		return ctl_fail(ctl, EXIT_UNREACHABLE, "`localctl up` starts it",
 				"locald is not running (no locald-superd in %s)",
 				strempty(ctl->runtime_dir));
+	if (r == -ECONNRESET)
+		return ctl_fail(ctl, EXIT_UNREACHABLE, "`localctl up` starts it again",
+				"locald-superd went away before answering");
 	if (r == -ETIMEDOUT)
 		return ctl_fail(ctl, EXIT_UNREACHABLE,
 				"`localctl server status` checks it; `localctl server restart` "
@@ -326,7 +324,8 @@ int ctl_call(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusRe
 	return 0;
 }
 
-int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply)
+int ctl_call_ok(Ctl *ctl, BusZmtpClient *c, BusRequest *req, uint64_t timeout_ms,
+		BusReply **ret_reply)
 {
 	BusReply *reply = NULL;
 	int r = ctl_call(ctl, c, req, timeout_ms, &reply);
@@ -344,7 +343,7 @@ int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, Bu
 
 int ctl_status(Ctl *ctl, const char *project, BusReply **ret_reply)
 {
-	BusClient *c = NULL;
+	BusZmtpClient *c = NULL;
 	int r = ctl_superd(ctl, &c);
 	if (r)
 		return r;
@@ -359,8 +358,8 @@ int ctl_status(Ctl *ctl, const char *project, BusReply **ret_reply)
 int ctl_proxy_ports(Ctl *ctl, uint32_t *ret_https, uint32_t *ret_http)
 {
 	*ret_https = *ret_http = 0;
-	_cleanup_(bus_client_freep) BusClient *c = NULL;
-	int r = client_for(ctl, "proxyd", &c);
+	_cleanup_(bus_zmtp_client_freep) BusZmtpClient *c = NULL;
+	int r = ctl_client_new(ctl, "proxyd", &c);
 	if (r < 0)
 		return r;
 	BusRequest req = LOCALD__V1__REQUEST__INIT;
@@ -368,7 +367,7 @@ int ctl_proxy_ports(Ctl *ctl, uint32_t *ret_https, uint32_t *ret_http)
 	req.call_case = LOCALD__V1__REQUEST__CALL_LIST_LISTENERS;
 	req.list_listeners = &ll;
 	BusReply *reply = NULL;
-	r = bus_client_call(c, &req, 1000, &reply);
+	r = bus_zmtp_client_call(c, &req, 1000, &reply);
 	if (r < 0)
 		return r;
 	if (reply->result_case != LOCALD__V1__REPLY__RESULT_LIST_LISTENERS) {
@@ -388,7 +387,7 @@ int ctl_proxy_ports(Ctl *ctl, uint32_t *ret_https, uint32_t *ret_http)
 
 int ctl_superd_shutdown(Ctl *ctl, uint64_t timeout_ms)
 {
-	BusClient *c = NULL;
+	BusZmtpClient *c = NULL;
 	int r = ctl_superd(ctl, &c);
 	if (r)
 		return r;

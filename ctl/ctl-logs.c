@@ -6,7 +6,9 @@
  * were dropped. The store is the source of truth; events are only a doorbell.
  */
 
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +17,6 @@
 #include <time.h>
 
 #include "ctl.h"
-#include "loop.h"
 #include "parse-util.h"
 #include "strutil.h"
 #include "time-util.h"
@@ -84,7 +85,7 @@ void log_printer_print(LogPrinter *p, const Locald__V1__LogLine *l)
 	       sys ? ctl_color(ctl, false, ANSI_RESET) : "");
 }
 
-void ctl_print_last_lines(Ctl *ctl, BusClient *c, const char *project, const char *service,
+void ctl_print_last_lines(Ctl *ctl, BusZmtpClient *c, const char *project, const char *service,
 			  unsigned n)
 {
 	BusRequest req = LOCALD__V1__REQUEST__INIT;
@@ -96,7 +97,7 @@ void ctl_print_last_lines(Ctl *ctl, BusClient *c, const char *project, const cha
 	req.call_case = LOCALD__V1__REQUEST__CALL_LOGS;
 	req.logs = &lg;
 	BusReply *reply = NULL;
-	if (bus_client_call(c, &req, 3000, &reply) < 0)
+	if (bus_zmtp_client_call(c, &req, 3000, &reply) < 0)
 		return;
 	if (reply->result_case == LOCALD__V1__REPLY__RESULT_LOGS && reply->logs->n_lines) {
 		fprintf(stderr, "last lines of %s:\n", service);
@@ -113,16 +114,13 @@ void ctl_print_last_lines(Ctl *ctl, BusClient *c, const char *project, const cha
 
 typedef struct Follow {
 	Ctl *ctl;
-	Loop *loop;
-	BusClient *client;
+	BusZmtpClient *client;
 	LogPrinter printer;
 	char *project;
 	char *service; /* the one service asked for, or NULL */
 	char **filter; /* several services: filtered here */
 	char *cursor;
 	int64_t since;
-	LoopTimer *kick;
-	int rc;
 } Follow;
 
 static bool keep(Follow *f, const Locald__V1__LogLine *l)
@@ -193,79 +191,60 @@ static int read_tail(Follow *f, unsigned n)
 	return f->cursor ? 0 : ctl_fail(f->ctl, EXIT_FAILED, NULL, "out of memory");
 }
 
-static void follow_read(Follow *f)
-{
-	int r = read_more(f);
-	if (r) {
-		f->rc = r;
-		loop_exit(f->loop, 0);
-	}
-}
-
-static void on_follow_event(BusSubscriber *s, const BusEvent *ev, void *userdata)
-{
-	Follow *f = userdata;
-	if (!loop_timer_is_armed(f->kick))
-		loop_timer_set(f->kick, 0, 0);
-}
-
-static void on_follow_gap(BusSubscriber *s, const BusGap *gap, void *userdata)
-{
-	Follow *f = userdata;
-	loop_timer_set(f->kick, 0, 0);
-}
-
-static void on_follow_timer(LoopTimer *t, void *userdata)
-{
-	follow_read(userdata);
-}
-
-static void on_follow_signal(LoopSignal *s, int signo, void *userdata)
-{
-	Follow *f = userdata;
-	loop_exit(f->loop, 0);
-}
-
+/*
+ * Every event (or a gap) means "there is more": drain what arrived, then one read from
+ * the cursor. A 1 s tick reads too, for events the publisher dropped.
+ */
 static int follow(Follow *f)
 {
-	_cleanup_(loop_freep) Loop *loop = NULL;
-	if (loop_new(&loop) < 0)
-		return ctl_fail(f->ctl, EXIT_FAILED, NULL, "event loop: out of memory");
-	f->loop = loop;
 	_cleanup_free_ char *ep = NULL;
 	_cleanup_free_ char *prefix = f->service ? strdupf("log.%s.%s", f->project, f->service)
 						 : strdupf("log.%s.", f->project);
 	if (!prefix || bus_endpoint(f->ctl->runtime_dir, "superd", BUS_SOCKET_EVENTS, &ep) < 0)
 		return ctl_fail(f->ctl, EXIT_FAILED, NULL, "out of memory");
-	BusSubscriber *sub = NULL;
-	BusSubscriberCallbacks cb = { .event = on_follow_event, .gap = on_follow_gap };
-	LoopTimer *tick = NULL;
-	LoopSignal *sigint = NULL, *sigterm = NULL;
-	int r = bus_subscriber_new(loop, f->ctl->zmq_ctx, ep, &cb, f, &sub);
+	_cleanup_(bus_zmtp_subscriber_freep) BusZmtpSubscriber *sub = NULL;
+	int r = bus_zmtp_subscriber_new(ep, &sub);
 	if (r >= 0)
-		r = bus_subscriber_subscribe(sub, prefix);
-	if (r >= 0)
-		r = loop_timer_new(loop, 1000, 1000, on_follow_timer, f, &tick);
-	if (r >= 0)
-		r = loop_timer_new(loop, 3600000, 0, on_follow_timer, f, &f->kick);
-	if (r >= 0)
-		r = loop_signal_new(loop, SIGINT, on_follow_signal, f, &sigint);
-	if (r >= 0)
-		r = loop_signal_new(loop, SIGTERM, on_follow_signal, f, &sigterm);
-	if (r >= 0) {
-		loop_timer_stop(f->kick);
-		/* Lines written while the subscription travels are read by the tick. */
-		follow_read(f);
-		if (!f->rc)
-			loop_run(loop);
-	} else
-		f->rc = ctl_fail(f->ctl, EXIT_FAILED, NULL, "following: %s", strerror(-r));
-	bus_subscriber_free(sub);
-	loop_timer_free(tick);
-	f->kick = loop_timer_free(f->kick);
-	loop_signal_free(sigint);
-	loop_signal_free(sigterm);
-	return f->rc;
+		r = bus_zmtp_subscriber_subscribe(sub, prefix);
+	if (r < 0)
+		return ctl_fail(f->ctl, EXIT_UNREACHABLE, NULL, "following: %s", strerror(-r));
+	CtlSignals sig = { .fd = -1 };
+	r = ctl_signals_open(&sig, false);
+	if (r < 0)
+		return ctl_fail(f->ctl, EXIT_FAILED, NULL, "signalfd: %s", strerror(-r));
+	/* Lines written while the subscription travels are read by the tick. */
+	int rc = read_more(f);
+	usec_t next = now_monotonic() + USEC_PER_SEC;
+	while (!rc) {
+		struct pollfd p[2] = {
+			{ .fd = sig.fd, .events = POLLIN },
+			{ .fd = sub ? bus_zmtp_subscriber_fd(sub) : -1, .events = POLLIN },
+		};
+		if (poll(p, 2, ctl_ms_until(next)) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents && ctl_signals_read(&sig))
+			break;
+		bool more = now_monotonic() >= next;
+		while (sub) {
+			BusEvent *ev = NULL;
+			bool gap;
+			r = bus_zmtp_subscriber_receive(sub, 0, &ev, &gap);
+			if (r < 0) {
+				/* superd went away: the next read says so (exit 3). */
+				if (r != -EAGAIN)
+					sub = bus_zmtp_subscriber_free(sub);
+				break;
+			}
+			bus_event_free(ev);
+			more = true;
+		}
+		if (more) {
+			rc = read_more(f);
+			next = now_monotonic() + USEC_PER_SEC;
+		}
+	}
+	ctl_signals_close(&sig);
+	return rc;
 }
 
 int cmd_logs(Ctl *ctl, int argc, char **argv)

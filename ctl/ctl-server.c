@@ -29,17 +29,15 @@ static BusReply *daemon_version(Ctl *ctl, const char *daemon)
 	_cleanup_free_ char *ep = NULL;
 	if (bus_endpoint(rt, daemon, BUS_SOCKET_RPC, &ep) < 0)
 		return NULL;
-	if (!ctl->zmq_ctx && !(ctl->zmq_ctx = zmq_ctx_new()))
-		return NULL;
-	_cleanup_(bus_client_freep) BusClient *c = NULL;
-	if (bus_client_new(ctl->zmq_ctx, ep, &c) < 0)
+	_cleanup_(bus_zmtp_client_freep) BusZmtpClient *c = NULL;
+	if (bus_zmtp_client_new(ep, &c) < 0)
 		return NULL;
 	BusRequest req = LOCALD__V1__REQUEST__INIT;
 	Locald__V1__GetVersion gv = LOCALD__V1__GET_VERSION__INIT;
 	req.call_case = LOCALD__V1__REQUEST__CALL_GET_VERSION;
 	req.get_version = &gv;
 	BusReply *reply = NULL;
-	if (bus_client_call(c, &req, 1000, &reply) < 0)
+	if (bus_zmtp_client_call(c, &req, 1000, &reply) < 0)
 		return NULL;
 	if (reply->result_case != LOCALD__V1__REPLY__RESULT_VERSION)
 		return bus_reply_free(reply);
@@ -49,7 +47,7 @@ static BusReply *daemon_version(Ctl *ctl, const char *daemon)
 static void ensure_runtime(Ctl *ctl)
 {
 	if (!ctl->runtime_dir) {
-		BusClient *c = NULL;
+		BusZmtpClient *c = NULL;
 		(void)ctl_superd(ctl, &c); /* computes ctl->runtime_dir */
 	}
 }
@@ -198,7 +196,7 @@ oom:
 	return ctl_fail(ctl, EXIT_FAILED, NULL, "out of memory");
 }
 
-static int running_restore(Ctl *ctl, BusClient *c, const Running *run)
+static int running_restore(Ctl *ctl, BusZmtpClient *c, const Running *run)
 {
 	_cleanup_(ctl_env_done) CtlEnv env = {};
 	if (ctl_env_build(&env) < 0)
@@ -275,7 +273,7 @@ int cmd_server(Ctl *ctl, int argc, char **argv)
 		}
 		if (streq(verb, "stop"))
 			return EXIT_OK;
-		BusClient *cl = NULL;
+		BusZmtpClient *cl = NULL;
 		int r = ctl_superd_ensure(ctl, &cl);
 		if (r)
 			return r;

@@ -48,7 +48,7 @@ typedef enum Action {
 	ACTION_RESTART
 } Action;
 
-static int service_call(Ctl *ctl, BusClient *c, Action a, const char *project, const char *service)
+static int service_call(Ctl *ctl, BusZmtpClient *c, Action a, const char *project, const char *service)
 {
 	BusRequest req = LOCALD__V1__REQUEST__INIT;
 	Locald__V1__StartService st = LOCALD__V1__START_SERVICE__INIT;
@@ -94,7 +94,7 @@ static int service_call(Ctl *ctl, BusClient *c, Action a, const char *project, c
 	return rc;
 }
 
-static int action_all(Ctl *ctl, BusClient *c, Action a)
+static int action_all(Ctl *ctl, BusZmtpClient *c, Action a)
 {
 	_cleanup_free_ char *project = NULL;
 	int r = ctl_current_project(ctl, NULL, &project, NULL);
@@ -128,7 +128,7 @@ static int service_action(Ctl *ctl, Action a, int argc, char **argv)
 		default:
 			return ctl_usage(ctl, false, start_help);
 		}
-	BusClient *cl = NULL;
+	BusZmtpClient *cl = NULL;
 	int r = ctl_superd(ctl, &cl);
 	if (r)
 		return r;
@@ -171,7 +171,7 @@ static int get_env(Ctl *ctl, const char *arg, BusReply **ret)
 	int r = ctl_resolve_service(ctl, arg, &p, &s);
 	if (r)
 		return r;
-	BusClient *cl = NULL;
+	BusZmtpClient *cl = NULL;
 	r = ctl_superd(ctl, &cl);
 	if (r)
 		return r;

@@ -5,14 +5,15 @@
  * `-w` redraws on every service.state event, and every second for uptimes.
  */
 
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
-#include "loop.h"
 #include "strutil.h"
 #include "time-util.h"
 
@@ -194,13 +195,6 @@ static void print_table(Ctl *ctl, const Locald__V1__StatusResult *res)
 	}
 }
 
-typedef struct Watch {
-	Ctl *ctl;
-	Loop *loop;
-	const char *project;
-	int rc;
-} Watch;
-
 static int draw(Ctl *ctl, const char *project, bool clear)
 {
 	BusReply *reply = NULL;
@@ -218,63 +212,63 @@ static int draw(Ctl *ctl, const char *project, bool clear)
 	return r;
 }
 
-static void watch_redraw(Watch *w)
-{
-	int r = draw(w->ctl, w->project, w->ctl->tty_out && !w->ctl->json);
-	if (r) {
-		w->rc = r;
-		loop_exit(w->loop, 0);
-	}
-}
-
-static void on_watch_event(BusSubscriber *s, const BusEvent *ev, void *userdata)
-{
-	watch_redraw(userdata);
-}
-
-static void on_watch_timer(LoopTimer *t, void *userdata)
-{
-	watch_redraw(userdata);
-}
-
-static void on_watch_signal(LoopSignal *s, int signo, void *userdata)
-{
-	Watch *w = userdata;
-	loop_exit(w->loop, 0);
-}
-
+/* Redraw on every state change (an event) and each second, until a signal. */
 static int watch(Ctl *ctl, const char *project)
 {
-	Watch w = { .ctl = ctl, .project = project };
-	_cleanup_(loop_freep) Loop *loop = NULL;
-	if (loop_new(&loop) < 0)
-		return ctl_fail(ctl, EXIT_FAILED, NULL, "event loop: out of memory");
-	w.loop = loop;
 	_cleanup_free_ char *ep = NULL;
 	if (bus_endpoint(ctl->runtime_dir, "superd", BUS_SOCKET_EVENTS, &ep) < 0)
 		return ctl_fail(ctl, EXIT_FAILED, NULL, "out of memory");
-	BusSubscriber *sub = NULL;
-	BusSubscriberCallbacks cb = { .event = on_watch_event };
-	int r = bus_subscriber_new(loop, ctl->zmq_ctx, ep, &cb, &w, &sub);
+	_cleanup_(bus_zmtp_subscriber_freep) BusZmtpSubscriber *sub = NULL;
+	int r = bus_zmtp_subscriber_new(ep, &sub);
 	if (r < 0)
-		return ctl_fail(ctl, EXIT_FAILED, NULL, "subscribing: %s", strerror(-r));
+		return ctl_fail(ctl, EXIT_UNREACHABLE, NULL, "subscribing: %s", strerror(-r));
 	_cleanup_free_ char *prefix =
 	    project ? strdupf("service.state.%s.", project) : strdup("service.state.");
-	if (!prefix || bus_subscriber_subscribe(sub, prefix) < 0) {
-		bus_subscriber_free(sub);
+	if (!prefix)
 		return ctl_fail(ctl, EXIT_FAILED, NULL, "out of memory");
+	r = bus_zmtp_subscriber_subscribe(sub, prefix);
+	if (r < 0)
+		return ctl_fail(ctl, EXIT_UNREACHABLE, NULL, "subscribing: %s", strerror(-r));
+	CtlSignals sig = { .fd = -1 };
+	r = ctl_signals_open(&sig, false);
+	if (r < 0)
+		return ctl_fail(ctl, EXIT_FAILED, NULL, "signalfd: %s", strerror(-r));
+	bool clear = ctl->tty_out && !ctl->json;
+	usec_t next = now_monotonic() + USEC_PER_SEC;
+	int rc = 0;
+	while (!rc) {
+		struct pollfd p[2] = {
+			{ .fd = sig.fd, .events = POLLIN },
+			{ .fd = sub ? bus_zmtp_subscriber_fd(sub) : -1, .events = POLLIN },
+		};
+		if (poll(p, 2, ctl_ms_until(next)) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents && ctl_signals_read(&sig))
+			break;
+		bool redraw = now_monotonic() >= next;
+		for (;;) {
+			BusEvent *ev = NULL;
+			bool gap;
+			if (!sub)
+				break;
+			r = bus_zmtp_subscriber_receive(sub, 0, &ev, &gap);
+			if (r < 0) {
+				/* The publisher went away: the tick finds out whether superd did.
+				 */
+				if (r != -EAGAIN)
+					sub = bus_zmtp_subscriber_free(sub);
+				break;
+			}
+			bus_event_free(ev);
+			redraw = true;
+		}
+		if (redraw) {
+			rc = draw(ctl, project, clear);
+			next = now_monotonic() + USEC_PER_SEC;
+		}
 	}
-	LoopTimer *timer = NULL;
-	LoopSignal *sigint = NULL, *sigterm = NULL;
-	loop_timer_new(loop, 1000, 1000, on_watch_timer, &w, &timer);
-	loop_signal_new(loop, SIGINT, on_watch_signal, &w, &sigint);
-	loop_signal_new(loop, SIGTERM, on_watch_signal, &w, &sigterm);
-	loop_run(loop);
-	bus_subscriber_free(sub);
-	loop_timer_free(timer);
-	loop_signal_free(sigint);
-	loop_signal_free(sigterm);
-	return w.rc;
+	ctl_signals_close(&sig);
+	return rc;
 }
 
 int cmd_status(Ctl *ctl, int argc, char **argv)
@@ -318,7 +312,7 @@ int cmd_status(Ctl *ctl, int argc, char **argv)
 		    ctl_project_name(ctl, dir, &project) < 0)
 			project = NULL;
 	}
-	BusClient *cl = NULL;
+	BusZmtpClient *cl = NULL;
 	int r = ctl_superd(ctl, &cl);
 	if (r)
 		return r;

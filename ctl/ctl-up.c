@@ -3,17 +3,21 @@
  * `up` and `down`.
  *
  * up: check the config locally (one error line + hint, before any daemon is involved),
- * start superd if needed, subscribe to the project's events, ApplyProject(wait) on an
- * async call, and render progress from service.state events (plus a Status tick, which
- * also covers events sent before our subscription reached superd). When the apply
- * settles: failures, URLs, then either return (-d) or follow the logs until Ctrl-C,
- * which stops the project (StopProject, waited for); a second Ctrl-C exits at once.
+ * start superd if needed, subscribe to the project's events, send ApplyProject(wait)
+ * on a second connection, and render progress from service.state events (plus a Status
+ * tick, which also covers events sent before our subscription reached superd) while
+ * waiting for its reply; one poll(2) loop waits for signals, events, that reply and
+ * the tick. When the apply settles: failures, URLs, then either return (-d) or follow
+ * the logs until Ctrl-C, which stops the project (StopProject, waited for); a second
+ * Ctrl-C exits at once.
  *
  * Logs are read from the store by cursor, an event only says "there is more": the PUB
  * socket may drop events, the store never drops lines, so none is missed or shown twice.
  */
 
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +26,6 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "loop.h"
 #include "project.h"
 #include "strutil.h"
 #include "time-util.h"
@@ -59,12 +62,13 @@ typedef struct Row {
 
 typedef struct Up {
 	Ctl *ctl;
-	Loop *loop;
-	BusClient *client;
-	BusAsyncClient *async;
-	BusSubscriber *sub;
-	LoopTimer *tick, *log_timer;
-	LoopSignal *sigint, *sigterm, *sighup;
+	BusZmtpClient *client;
+	BusZmtpClient *async; /* ApplyProject, then StopProject: replies awaited in the loop */
+	BusZmtpSubscriber *sub;
+	CtlSignals sig;
+	usec_t tick_usec, next_tick;
+	bool want_logs; /* read the store before polling again */
+	bool done;
 	char *project;
 	char *dir;
 	char **only;
@@ -256,7 +260,7 @@ static void poll_status(Up *u)
 	req.call_case = LOCALD__V1__REQUEST__CALL_STATUS;
 	req.status = &st;
 	BusReply *reply = NULL;
-	if (bus_client_call(u->client, &req, 2000, &reply) < 0)
+	if (bus_zmtp_client_call(u->client, &req, 2000, &reply) < 0)
 		return;
 	if (reply->result_case == LOCALD__V1__REPLY__RESULT_STATUS && reply->status->n_projects)
 		update_from_project(u, reply->status->projects[0]);
@@ -277,12 +281,13 @@ static void fetch_logs(Up *u)
 		req.call_case = LOCALD__V1__REQUEST__CALL_LOGS;
 		req.logs = &lg;
 		BusReply *reply = NULL;
-		int r = bus_client_call(u->client, &req, 5000, &reply);
-		if ((r == -ECONNREFUSED || r == -ENOENT) && u->phase == PHASE_FOLLOWING) {
+		int r = bus_zmtp_client_call(u->client, &req, 5000, &reply);
+		if ((r == -ECONNREFUSED || r == -ENOENT || r == -ECONNRESET) &&
+		    u->phase == PHASE_FOLLOWING) {
 			/* `localctl server stop` elsewhere: superd stopped the services too. */
 			u->rc = ctl_fail(u->ctl, EXIT_UNREACHABLE, "`localctl up` starts it again",
 					 "locald-superd stopped");
-			loop_exit(u->loop, 0);
+			u->done = true;
 			return;
 		}
 		if (r < 0)
@@ -308,14 +313,7 @@ static void fetch_logs(Up *u)
 			return;
 	}
 	/* Still more: come back on the next iteration rather than block the loop. */
-	loop_timer_set(u->log_timer, 0, 0);
-}
-
-static void on_log_timer(LoopTimer *t, void *userdata)
-{
-	Up *u = userdata;
-	if (u->log_started)
-		fetch_logs(u);
+	u->want_logs = true;
 }
 
 /* ---- events, ticks, signals ---- */
@@ -329,7 +327,7 @@ static bool all_stopped(Up *u)
 	req.call_case = LOCALD__V1__REQUEST__CALL_STATUS;
 	req.status = &st;
 	BusReply *reply = NULL;
-	if (bus_client_call(u->client, &req, 2000, &reply) < 0)
+	if (bus_zmtp_client_call(u->client, &req, 2000, &reply) < 0)
 		return false;
 	bool all = reply->result_case == LOCALD__V1__REPLY__RESULT_STATUS &&
 		   reply->status->n_projects == 1;
@@ -344,9 +342,8 @@ static bool all_stopped(Up *u)
 	return all;
 }
 
-static void on_event(BusSubscriber *s, const BusEvent *ev, void *userdata)
+static void on_event(Up *u, const BusEvent *ev)
 {
-	Up *u = userdata;
 	if (ev->payload_case == LOCALD__V1__EVENT__PAYLOAD_SERVICE_STATE_CHANGED &&
 	    ev->service_state_changed->service && u->phase == PHASE_APPLYING) {
 		update_row(u, ev->service_state_changed->service);
@@ -361,23 +358,14 @@ static void on_event(BusSubscriber *s, const BusEvent *ev, void *userdata)
 		if (!u->quiet)
 			fprintf(stderr, "every service of %s was stopped\n", u->project);
 		u->rc = EXIT_OK;
-		loop_exit(u->loop, 0);
-	} else if (ev->payload_case == LOCALD__V1__EVENT__PAYLOAD_LOG_LINE && u->log_started &&
-		   !loop_timer_is_armed(u->log_timer))
-		/* Coalesce a burst of events into one read. */
-		loop_timer_set(u->log_timer, 0, 0);
+		u->done = true;
+	} else if (ev->payload_case == LOCALD__V1__EVENT__PAYLOAD_LOG_LINE && u->log_started)
+		/* A burst of events becomes one read, after the loop drained them. */
+		u->want_logs = true;
 }
 
-static void on_gap(BusSubscriber *s, const BusGap *gap, void *userdata)
+static void on_tick(Up *u)
 {
-	Up *u = userdata;
-	if (u->log_started)
-		loop_timer_set(u->log_timer, 0, 0);
-}
-
-static void on_tick(LoopTimer *t, void *userdata)
-{
-	Up *u = userdata;
 	if (u->phase == PHASE_APPLYING) {
 		u->spin++;
 		poll_status(u);
@@ -386,9 +374,8 @@ static void on_tick(LoopTimer *t, void *userdata)
 		fetch_logs(u); /* a safety net for dropped events; the store has every line */
 }
 
-static void on_stopped(BusAsyncClient *c, int error, const BusReply *reply, void *userdata)
+static void on_stopped(Up *u, int error, const BusReply *reply)
 {
-	Up *u = userdata;
 	if (u->log_started)
 		fetch_logs(u);
 	const BusErrorMessage *e = reply ? bus_reply_get_error(reply) : NULL;
@@ -402,7 +389,7 @@ static void on_stopped(BusAsyncClient *c, int error, const BusReply *reply, void
 			fprintf(stderr, "%s stopped\n", u->project);
 		u->rc = EXIT_OK;
 	}
-	loop_exit(u->loop, 0);
+	u->done = true;
 }
 
 static void stop_project(Up *u)
@@ -417,22 +404,21 @@ static void stop_project(Up *u)
 	sp.project = u->project;
 	req.call_case = LOCALD__V1__REQUEST__CALL_STOP_PROJECT;
 	req.stop_project = &sp;
-	int r = bus_async_client_call(u->async, &req, 120000, on_stopped, u);
+	int r = bus_zmtp_client_send(u->async, &req, 120000);
 	if (r < 0) {
 		u->rc = ctl_fail(u->ctl, EXIT_UNREACHABLE, NULL, "stopping %s: %s", u->project,
 				 strerror(-r));
-		loop_exit(u->loop, 0);
+		u->done = true;
 	}
 }
 
-static void on_signal(LoopSignal *s, int signo, void *userdata)
+static void on_signal(Up *u, int signo)
 {
-	Up *u = userdata;
 	if (u->phase == PHASE_STOPPING || u->detach) {
 		if (u->tty)
 			printf("\n");
 		u->rc = 128 + signo;
-		loop_exit(u->loop, 0);
+		u->done = true;
 		return;
 	}
 	stop_project(u);
@@ -508,20 +494,20 @@ static void start_following(Up *u)
 		fprintf(stderr, "%sfollowing logs; Ctrl-C stops %s%s\n",
 			ctl_color(u->ctl, true, ANSI_DIM), u->project,
 			ctl_color(u->ctl, true, ANSI_RESET));
-	loop_timer_set(u->tick, 1000, 1000);
+	u->tick_usec = USEC_PER_SEC;
+	u->next_tick = now_monotonic() + u->tick_usec;
 	fetch_logs(u);
 }
 
-static void on_applied(BusAsyncClient *c, int error, const BusReply *reply, void *userdata)
+static void on_applied(Up *u, int error, const BusReply *reply)
 {
-	Up *u = userdata;
 	if (u->phase != PHASE_APPLYING)
 		return; /* Ctrl-C came first: we are stopping */
 	if (error < 0) {
 		u->rc = ctl_fail(u->ctl, EXIT_UNREACHABLE, "`localctl server status` checks it",
 				 "locald-superd did not finish applying %s: %s", u->project,
 				 strerror(-error));
-		loop_exit(u->loop, 0);
+		u->done = true;
 		return;
 	}
 	const BusErrorMessage *e = bus_reply_get_error(reply);
@@ -529,7 +515,7 @@ static void on_applied(BusAsyncClient *c, int error, const BusReply *reply, void
 		if (u->tty && u->drawn)
 			printf("\n");
 		u->rc = ctl_fail_reply(u->ctl, e, NULL);
-		loop_exit(u->loop, 0);
+		u->done = true;
 		return;
 	}
 	const Locald__V1__ApplyProjectResult *res = reply->apply_project;
@@ -543,7 +529,7 @@ static void on_applied(BusAsyncClient *c, int error, const BusReply *reply, void
 	fflush(stdout);
 	if (u->detach) {
 		u->rc = rc;
-		loop_exit(u->loop, 0);
+		u->done = true;
 		return;
 	}
 	start_following(u);
@@ -628,19 +614,74 @@ static int send_apply(Up *u)
 	req.call_case = LOCALD__V1__REQUEST__CALL_APPLY_PROJECT;
 	req.apply_project = &ap;
 	/* superd gives up on a call after 5 minutes; wait a little longer than that. */
-	return bus_async_client_call(u->async, &req, 310000, on_applied, u);
+	return bus_zmtp_client_send(u->async, &req, 310000);
+}
+
+/* The loop: until a handler sets done. */
+static void up_run(Up *u)
+{
+	while (!u->done) {
+		struct pollfd p[3] = {
+			{ .fd = u->sig.fd, .events = POLLIN },
+			{ .fd = u->sub ? bus_zmtp_subscriber_fd(u->sub) : -1, .events = POLLIN },
+			{ .fd =
+			      bus_zmtp_client_pending(u->async) ? bus_zmtp_client_fd(u->async) : -1,
+			  .events = POLLIN },
+		};
+		int timeout = u->want_logs ? 0 : ctl_ms_until(u->next_tick);
+		if (poll(p, ELEMENTSOF(p), timeout) < 0 && errno != EINTR) {
+			u->rc = ctl_fail(u->ctl, EXIT_FAILED, NULL, "poll: %s", strerror(errno));
+			return;
+		}
+		if (p[0].revents) {
+			int signo = ctl_signals_read(&u->sig);
+			if (signo)
+				on_signal(u, signo);
+		}
+		if (!u->done && bus_zmtp_client_pending(u->async)) {
+			Phase phase = u->phase;
+			BusReply *reply = NULL;
+			int r = bus_zmtp_client_receive(u->async, 0, &reply);
+			if (r != -EAGAIN) {
+				if (phase == PHASE_STOPPING)
+					on_stopped(u, MIN(r, 0), reply);
+				else
+					on_applied(u, MIN(r, 0), reply);
+				bus_reply_free(reply);
+			}
+		}
+		while (!u->done && u->sub) {
+			BusEvent *ev = NULL;
+			bool gap = false;
+			int r = bus_zmtp_subscriber_receive(u->sub, 0, &ev, &gap);
+			if (r < 0) {
+				/* Gone with superd: fetch_logs and the tick notice that. */
+				if (r != -EAGAIN)
+					u->sub = bus_zmtp_subscriber_free(u->sub);
+				break;
+			}
+			if (gap && u->log_started)
+				u->want_logs = true;
+			on_event(u, ev);
+			bus_event_free(ev);
+		}
+		if (!u->done && now_monotonic() >= u->next_tick) {
+			u->next_tick = now_monotonic() + u->tick_usec;
+			on_tick(u);
+		}
+		if (!u->done && u->want_logs) {
+			u->want_logs = false;
+			if (u->log_started)
+				fetch_logs(u);
+		}
+	}
 }
 
 static void up_done(Up *u)
 {
-	bus_subscriber_free(u->sub);
-	bus_async_client_free(u->async);
-	loop_timer_free(u->tick);
-	loop_timer_free(u->log_timer);
-	loop_signal_free(u->sigint);
-	loop_signal_free(u->sigterm);
-	loop_signal_free(u->sighup);
-	loop_free(u->loop);
+	bus_zmtp_subscriber_free(u->sub);
+	bus_zmtp_client_free(u->async);
+	ctl_signals_close(&u->sig);
 	for (size_t i = 0; i < u->n_rows; i++)
 		free(u->rows[i].name);
 	free(u->rows);
@@ -667,7 +708,7 @@ int cmd_up(Ctl *ctl, int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{},
 	};
-	_cleanup_(up_done) Up u = { .ctl = ctl, .rc = EXIT_OK, .quiet = ctl->quiet };
+	_cleanup_(up_done) Up u = { .ctl = ctl, .rc = EXIT_OK, .quiet = ctl->quiet, .sig.fd = -1 };
 	int c;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "hdq", opts, NULL)) >= 0)
@@ -713,40 +754,28 @@ int cmd_up(Ctl *ctl, int argc, char **argv)
 	if (r)
 		return r;
 
-	if (loop_new(&u.loop) < 0)
-		return ctl_fail(ctl, EXIT_FAILED, NULL, "event loop: out of memory");
 	_cleanup_free_ char *ev = NULL, *rpc = NULL;
 	if (bus_endpoint(ctl->runtime_dir, "superd", BUS_SOCKET_EVENTS, &ev) < 0 ||
 	    bus_endpoint(ctl->runtime_dir, "superd", BUS_SOCKET_RPC, &rpc) < 0)
 		return ctl_fail(ctl, EXIT_FAILED, NULL, "out of memory");
-	BusSubscriberCallbacks cb = { .event = on_event, .gap = on_gap };
-	r = bus_subscriber_new(u.loop, ctl->zmq_ctx, ev, &cb, &u, &u.sub);
+	r = bus_zmtp_subscriber_new(ev, &u.sub);
 	if (r >= 0)
-		r = bus_async_client_new(u.loop, ctl->zmq_ctx, rpc, &u.async);
+		r = bus_zmtp_client_new(rpc, &u.async);
 	_cleanup_free_ char *state_prefix = strdupf("service.state.%s.", u.project);
 	_cleanup_free_ char *log_prefix = strdupf("log.%s.", u.project);
 	if (r >= 0 && (!state_prefix || !log_prefix))
 		r = -ENOMEM;
 	if (r >= 0)
-		r = bus_subscriber_subscribe(u.sub, state_prefix);
+		r = bus_zmtp_subscriber_subscribe(u.sub, state_prefix);
 	if (r >= 0 && !u.detach)
-		r = bus_subscriber_subscribe(u.sub, log_prefix);
+		r = bus_zmtp_subscriber_subscribe(u.sub, log_prefix);
+	/* The terminal closed (SIGHUP): like Ctrl-C, the project's services stop. */
 	if (r >= 0)
-		r = loop_timer_new(u.loop, u.tty ? 80 : 250, u.tty ? 80 : 250, on_tick, &u,
-				   &u.tick);
-	if (r >= 0)
-		r = loop_timer_new(u.loop, 3600000, 0, on_log_timer, &u, &u.log_timer);
-	if (r >= 0)
-		loop_timer_stop(u.log_timer);
-	if (r >= 0)
-		r = loop_signal_new(u.loop, SIGINT, on_signal, &u, &u.sigint);
-	if (r >= 0)
-		r = loop_signal_new(u.loop, SIGTERM, on_signal, &u, &u.sigterm);
-	/* The terminal closed: like Ctrl-C, the project's services stop. */
-	if (r >= 0)
-		r = loop_signal_new(u.loop, SIGHUP, on_signal, &u, &u.sighup);
+		r = ctl_signals_open(&u.sig, true);
 	if (r < 0)
 		return ctl_fail(ctl, EXIT_FAILED, NULL, "setting up: %s", strerror(-r));
+	u.tick_usec = (u.tty ? 80 : 250) * USEC_PER_MSEC;
+	u.next_tick = now_monotonic() + u.tick_usec;
 	u.printer = (LogPrinter){ .ctl = ctl, .width = u.width };
 
 	if (!u.quiet)
@@ -756,7 +785,7 @@ int cmd_up(Ctl *ctl, int argc, char **argv)
 	if (r < 0)
 		return ctl_fail(ctl, EXIT_UNREACHABLE, NULL, "applying %s: %s", u.project,
 				strerror(-r));
-	loop_run(u.loop);
+	up_run(&u);
 	return u.rc;
 }
 
@@ -796,7 +825,7 @@ int cmd_down(Ctl *ctl, int argc, char **argv)
 	}
 	if (!name)
 		return ctl_fail(ctl, EXIT_FAILED, NULL, "out of memory");
-	BusClient *cl = NULL;
+	BusZmtpClient *cl = NULL;
 	r = ctl_superd(ctl, &cl);
 	if (r)
 		return r;

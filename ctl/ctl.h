@@ -6,11 +6,14 @@
  * discovery, talking to the daemons. One file per concern (see README.md).
  */
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "bus.h"
+#include "bus-codec.h"
+#include "bus-endpoint.h"
+#include "bus-zmtp-client.h"
 #include "macro.h"
 
 /* Exit codes (documented in README.md). */
@@ -32,8 +35,7 @@ typedef struct Ctl {
 	bool quiet;
 	char *runtime_dir;
 	char *state_dir;
-	void *zmq_ctx;
-	BusClient *superd; /* lazily connected */
+	BusZmtpClient *superd; /* lazily connected */
 } Ctl;
 
 typedef int (*CtlCommandFunc)(Ctl *ctl, int argc, char **argv);
@@ -96,17 +98,21 @@ int ctl_current_project(Ctl *ctl, const char *path, char **ret_name, char **ret_
 
 /* ---- ctl-daemon.c ---- */
 
+/* A client for a daemon's rpc socket in our runtime directory (connects at its first call). */
+int ctl_client_new(Ctl *ctl, const char *daemon, BusZmtpClient **ret);
 /* Connect to superd (not starting it). EXIT_UNREACHABLE printed when not running. */
-int ctl_superd(Ctl *ctl, BusClient **ret);
+int ctl_superd(Ctl *ctl, BusZmtpClient **ret);
 /* Is superd answering Ping? */
 bool ctl_superd_alive(Ctl *ctl, uint64_t timeout_ms);
 /* Start superd if it does not answer (embedded mode); then ctl_superd(). */
-int ctl_superd_ensure(Ctl *ctl, BusClient **ret);
+int ctl_superd_ensure(Ctl *ctl, BusZmtpClient **ret);
 /* Call and turn transport failures into a printed error. On success *ret_reply may carry an
  * Error (check bus_reply_get_error()). Returns 0 or an exit code. */
-int ctl_call(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply);
+int ctl_call(Ctl *ctl, BusZmtpClient *c, BusRequest *req, uint64_t timeout_ms,
+	     BusReply **ret_reply);
 /* Same, but an Error in the reply is printed and returned as an exit code. */
-int ctl_call_ok(Ctl *ctl, BusClient *c, BusRequest *req, uint64_t timeout_ms, BusReply **ret_reply);
+int ctl_call_ok(Ctl *ctl, BusZmtpClient *c, BusRequest *req, uint64_t timeout_ms,
+		BusReply **ret_reply);
 /* Where locald-superd is: $LOCALD_SUPERD, next to us, or ../services/superd/ in the build tree. */
 int ctl_superd_binary(char **ret);
 /* The proxy's https/http ports when proxyd answers (0 when unknown). */
@@ -126,6 +132,26 @@ typedef struct CtlEnv {
 } CtlEnv;
 int ctl_env_build(CtlEnv *e);
 void ctl_env_done(CtlEnv *e);
+
+/* ---- ctl-signals.c ---- */
+
+/*
+ * SIGINT, SIGTERM (and SIGHUP with hup) as a signalfd to poll alongside the bus, the
+ * signals blocked meanwhile (nothing is spawned while they are; superd is spawned with
+ * an empty mask anyway).
+ * Returns the fd or -errno; close with ctl_signals_close(), which restores the mask.
+ */
+typedef struct CtlSignals {
+	int fd;
+	sigset_t old_mask;
+} CtlSignals;
+int ctl_signals_open(CtlSignals *s, bool hup);
+/* The next pending signal's number, 0 if none. */
+int ctl_signals_read(CtlSignals *s);
+void ctl_signals_close(CtlSignals *s);
+
+/* Milliseconds from now until a CLOCK_MONOTONIC deadline (usec), for poll(): >= 0. */
+int ctl_ms_until(uint64_t deadline_usec);
 
 /* ---- commands ---- */
 
@@ -156,7 +182,7 @@ typedef struct LogPrinter {
 void log_printer_done(LogPrinter *p);
 void log_printer_print(LogPrinter *p, const Locald__V1__LogLine *l);
 /* Print the last n lines of a service to stderr, indented (failure reports). */
-void ctl_print_last_lines(Ctl *ctl, BusClient *c, const char *project, const char *service,
+void ctl_print_last_lines(Ctl *ctl, BusZmtpClient *c, const char *project, const char *service,
 			  unsigned n);
 /* Open a URL in a browser when there is a display (xdg-open, detached). */
 void ctl_open_url(const char *url);

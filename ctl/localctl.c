@@ -46,12 +46,8 @@ static int help(Ctl *ctl, FILE *f)
 
 static void ctl_done(Ctl *ctl)
 {
-	bus_client_free(ctl->superd);
+	bus_zmtp_client_free(ctl->superd);
 	ctl->superd = NULL;
-	if (ctl->zmq_ctx) {
-		zmq_ctx_term(ctl->zmq_ctx);
-		ctl->zmq_ctx = NULL;
-	}
 	free(ctl->runtime_dir);
 	free(ctl->state_dir);
 }

@@ -35,9 +35,12 @@ int bus_endpoint(const char *runtime_dir, const char *daemon, BusSocketKind kind
  * is no socket file, other -errno as connect(2) reports them.
  */
 int bus_endpoint_probe(const char *endpoint);
+/* The same for a socket path. */
+int bus_socket_probe(const char *path);
 
-/* The peer-uid check the bus sockets use: ZMQ_IPC_FILTER_UID for our uid and root.
- * Returns 0, or -errno if libzmq was built without it (then only file modes protect). */
+/* bus-endpoint-zmq.c (libzmq). The peer-uid check the bus sockets use: ZMQ_IPC_FILTER_UID for our
+ * uid and root. Returns 0, or -errno if libzmq was built without it (then only file modes protect).
+ */
 int bus_socket_restrict_uid(void *socket);
 
 /*

@@ -47,7 +47,7 @@ static void config_defaults(ProxydConfig *c)
 		.loading_page_ms = 500,
 		.client_idle_ms = 75000,
 		.header_timeout_ms = 30000,
-		.max_connections_per_client = 512,
+		.max_connections_per_client = 4096,
 		.h2_max_concurrent_streams = 128,
 		.h2_max_header_list = 64 * 1024,
 		.h1_limits = { .max_start_line = 8 * 1024,

@@ -33,7 +33,7 @@ typedef struct ProxydConfig {
 	uint64_t loading_page_ms;     /* browsers get the loading page after; default 500 */
 	uint64_t client_idle_ms;      /* idle keep-alive client connection; default 75 s */
 	uint64_t header_timeout_ms;   /* request head must arrive within; default 30 s */
-	unsigned max_connections_per_client; /* per peer address; default 512 */
+	unsigned max_connections_per_client; /* per peer address; default 4096 (on loopback every client is 127.0.0.1) */
 	unsigned h2_max_concurrent_streams;  /* default 128 */
 	uint32_t h2_max_header_list;         /* default 64 KiB */
 	Http1Limits h1_limits;

@@ -35,7 +35,7 @@ TEST(defaults_without_file)
 	ASSERT_EQ(c.loading_page_ms, 500);
 	ASSERT_EQ(c.client_idle_ms, 75000);
 	ASSERT_EQ(c.header_timeout_ms, 30000);
-	ASSERT_EQ(c.max_connections_per_client, 512);
+	ASSERT_EQ(c.max_connections_per_client, 4096);
 	ASSERT_EQ(c.h1_limits.max_head_bytes, 64 * 1024);
 	ASSERT_NULL(err);
 }
