@@ -539,8 +539,6 @@ static int cmd_vm_ls(Ctl *ctl, BusZmtpClient *c, bool json)
 }
 
 /* Declared here until ctl.h lists it with the other commands. */
-int cmd_vm(Ctl *ctl, int argc, char **argv);
-
 int cmd_vm(Ctl *ctl, int argc, char **argv)
 {
 	if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help"))

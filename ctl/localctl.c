@@ -28,6 +28,7 @@ static const CtlCommand commands[] = {
 	{ "dashboard", cmd_dashboard, "Print (and open) the dashboard's URL" },
 	{ "server", cmd_server, "The daemons: server status|stop|restart" },
 	{ "version", cmd_version, "Print the versions of localctl and the daemons" },
+	{ "vm", cmd_vm, "Micro-VMs: vm run|create|start|stop|rm|ls|console" },
 };
 
 static int help(Ctl *ctl, FILE *f)

@@ -24,16 +24,17 @@ typedef struct ProxydConfig {
 	 * 0 = any free port. From [proxy] in <config>/locald.toml, overridden by
 	 * LOCALD_HTTP_PORT / LOCALD_HTTPS_PORT. */
 	int http_port, https_port;
-	bool ipv6;                  /* also listen on ::1 (default true when available) */
-	unsigned workers;           /* default: number of CPUs, at most 4 */
-	uint64_t connect_timeout_ms;  /* upstream connect; default 5 s */
-	uint64_t upstream_timeout_ms; /* upstream idle read once the request is sent;
-				       * default 0 = none (long-poll, SSE) */
-	uint64_t start_wait_ms;       /* wait for a starting service; default 30 s */
-	uint64_t loading_page_ms;     /* browsers get the loading page after; default 500 */
-	uint64_t client_idle_ms;      /* idle keep-alive client connection; default 75 s */
-	uint64_t header_timeout_ms;   /* request head must arrive within; default 30 s */
-	unsigned max_connections_per_client; /* per peer address; default 4096 (on loopback every client is 127.0.0.1) */
+	bool ipv6;                           /* also listen on ::1 (default true when available) */
+	unsigned workers;                    /* default: number of CPUs, at most 4 */
+	uint64_t connect_timeout_ms;         /* upstream connect; default 5 s */
+	uint64_t upstream_timeout_ms;        /* upstream idle read once the request is sent;
+					      * default 0 = none (long-poll, SSE) */
+	uint64_t start_wait_ms;              /* wait for a starting service; default 30 s */
+	uint64_t loading_page_ms;            /* browsers get the loading page after; default 500 */
+	uint64_t client_idle_ms;             /* idle keep-alive client connection; default 75 s */
+	uint64_t header_timeout_ms;          /* request head must arrive within; default 30 s */
+	unsigned max_connections_per_client; /* per peer address; default 4096 (on loopback every
+						client is 127.0.0.1) */
 	unsigned h2_max_concurrent_streams;  /* default 128 */
 	uint32_t h2_max_header_list;         /* default 64 KiB */
 	Http1Limits h1_limits;
