@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl-privileged.h"
 #include "ctl.h"
 #include "log.h"
 #include "strutil.h"
@@ -28,6 +29,11 @@ static const CtlCommand commands[] = {
 	{ "dashboard", cmd_dashboard, "Print (and open) the dashboard's URL" },
 	{ "server", cmd_server, "The daemons: server status|stop|restart" },
 	{ "version", cmd_version, "Print the versions of localctl and the daemons" },
+	{ "doctor", cmd_doctor,
+	  "Check the setup: shim, ports, CA trust, /etc/hosts, cgroups, daemons" },
+	{ "trust", cmd_trust, "Trust locald's CA (system store via the shim, and browsers' NSS)" },
+	{ "untrust", cmd_untrust, "Remove locald's CA from the stores `trust` added it to" },
+	{ "admin", cmd_admin, "Privileged setup: sudo localctl admin setup|uninstall" },
 	{ "vm", cmd_vm, "Micro-VMs: vm run|create|start|stop|rm|ls|console" },
 };
 

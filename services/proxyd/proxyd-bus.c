@@ -316,6 +316,7 @@ static int on_list_listeners(BusCall *call, const BusRequest *req, void *userdat
 		l[i].scheme = p->listeners[i].tls ? LOCALD__V1__SCHEME__SCHEME_HTTPS
 						  : LOCALD__V1__SCHEME__SCHEME_HTTP;
 		l[i].socket_activated = p->listeners[i].socket_activated;
+		l[i].via_shim = p->listeners[i].via_shim;
 		ptrs[i] = &l[i];
 	}
 	Locald__V1__ListListenersResult res = LOCALD__V1__LIST_LISTENERS_RESULT__INIT;

@@ -32,6 +32,7 @@ typedef struct ProxydListener {
 	int *fds;
 	size_t n_fds;
 	bool shared;
+	bool via_shim; /* a port below 1024 bound by locald-shim and passed to us */
 } ProxydListener;
 
 /*

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "parse-util.h"
 #include "proxyd-internal.h"
+#include "shim-client.h"
 #include "strutil.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -137,6 +138,30 @@ static bool ipv6_unavailable(int r)
 	return r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL || r == -EPROTONOSUPPORT;
 }
 
+/*
+ * A privileged port we may not bind: ask locald-shim (installed by `sudo localctl admin
+ * setup`) for the listener. One socket shared by all workers. 0, or the bind's error.
+ */
+static int bind_via_shim(int family, uint16_t port, int bind_error, ProxydListener *l)
+{
+	if (bind_error != -EACCES || port >= 1024)
+		return bind_error;
+	int fd = -1;
+	int r = shim_bind_port(port, family == AF_INET6, &fd);
+	if (r < 0) {
+		log_debug("port %u: locald-shim: %s", port, strerror(-r));
+		return bind_error;
+	}
+	for (size_t i = 0; i < l->n_fds; i++)
+		l->fds[i] = safe_close(l->fds[i]);
+	l->fds[0] = fd;
+	l->n_fds = 1;
+	l->shared = true;
+	l->via_shim = true;
+	l->port = port;
+	return 0;
+}
+
 /* One scheme: `want` as configured (-1 default, 0 any, else exact). */
 static int open_scheme(const ProxydConfig *c, bool tls, unsigned n_workers, ProxydListener **l,
 		       size_t *n, char **error)
@@ -151,15 +176,24 @@ static int open_scheme(const ProxydConfig *c, bool tls, unsigned n_workers, Prox
 	if (!v4.fds)
 		return -ENOMEM;
 	strscpy(v4.address, sizeof v4.address, "127.0.0.1");
+	for (unsigned i = 0; i < n_workers; i++)
+		v4.fds[i] = -1;
 	if (want < 0) {
 		r = bind_group(AF_INET, primary, n_workers, v4.fds, &v4.port);
+		r = bind_via_shim(AF_INET, primary, r, &v4);
+		if (r == -EACCES)
+			log_notice("%s: port %u needs privileges: run `sudo localctl admin setup` "
+				   "once to get it through locald-shim",
+				   scheme, primary);
 		if (r == -EACCES || r == -EADDRINUSE) {
 			log_info("%s: port %u %s, using %u", scheme, primary,
 				 r == -EACCES ? "needs privileges" : "is in use", fallback);
 			r = bind_group(AF_INET, fallback, n_workers, v4.fds, &v4.port);
 		}
-	} else
+	} else {
 		r = bind_group(AF_INET, (uint16_t)want, n_workers, v4.fds, &v4.port);
+		r = bind_via_shim(AF_INET, (uint16_t)want, r, &v4);
+	}
 	if (r < 0) {
 		unsigned port = want < 0 ? fallback : (unsigned)want;
 		*error = strdupf(
@@ -188,7 +222,12 @@ static int open_scheme(const ProxydConfig *c, bool tls, unsigned n_workers, Prox
 	if (!v6.fds)
 		return -ENOMEM;
 	strscpy(v6.address, sizeof v6.address, "::1");
+	v6.n_fds = n_workers;
+	v6.shared = v6.via_shim = false;
+	for (unsigned i = 0; i < n_workers; i++)
+		v6.fds[i] = -1;
 	r = bind_group(AF_INET6, v4.port, n_workers, v6.fds, &v6.port);
+	r = bind_via_shim(AF_INET6, v4.port, r, &v6);
 	if (r == -EADDRINUSE && want == 0)
 		r = bind_group(AF_INET6, 0, n_workers, v6.fds, &v6.port);
 	if (r < 0) {

@@ -7,11 +7,11 @@
  * The project is an ordinary locald.toml that superd writes into <runtime>/system/ and
  * applies: reload, crash recovery and re-adoption work for it unchanged. superd chooses
  * the proxy's ports before it starts anything, because service URLs (and the
- * ${services.x.url} values services get) depend on them: 80/443 when they can be bound,
- * else 8080/8443, else free ports; LOCALD_HTTP_PORT/LOCALD_HTTPS_PORT override (0 = any
- * free port). proxyd is told the chosen ports explicitly, so URLs and listeners agree.
- * After a restart of superd while the old proxyd still runs, the ports it was given are
- * kept.
+ * ${services.x.url} values services get) depend on them: 80/443 when they can be bound
+ * (or locald-shim is installed to bind them for proxyd), else 8080/8443, else free ports;
+ * LOCALD_HTTP_PORT/LOCALD_HTTPS_PORT override (0 = any free port). proxyd is told the chosen ports
+ * explicitly, so URLs and listeners agree. After a restart of superd while the old proxyd still
+ * runs, the ports it was given are kept.
  */
 
 #include <errno.h>
@@ -32,6 +32,7 @@
 #include "strutil.h"
 #include "superd-engine.h"
 #include "superd-ports.h"
+#include "shim-client.h"
 #include "superd-system.h"
 
 static void fclosep(FILE **f)
@@ -75,6 +76,12 @@ static int choose_port(const char *env_name, uint16_t low, uint16_t fallback,
 		return 0;
 	}
 	if (port_bindable(low)) {
+		*ret = low;
+		return 0;
+	}
+	/* proxyd gets a privileged port from locald-shim when it is installed */
+	_cleanup_free_ char *shim = NULL;
+	if (low < 1024 && shim_find(&shim) == 0) {
 		*ret = low;
 		return 0;
 	}

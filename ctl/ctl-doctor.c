@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `doctor [--json]`: is this machine ready for locald? Each check has a stable id, a
+ * status (pass, warn, fail, skip), one line of what was found and, when not passing, one
+ * line to fix it. Exit 0 unless a critical check fails (the core needs no root: only the
+ * runtime directory and the daemons' versions are critical).
+ */
+
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "ctl-privileged.h"
+#include "paths.h"
+#include "shim-client.h"
+#include "strutil.h"
+
+static const char doctor_help[] = "Usage: localctl doctor [--json]\n\n"
+				  "Check what locald needs from this machine; one line each, with "
+				  "a fix.\n";
+
+typedef enum {
+	PASS,
+	WARN,
+	FAIL,
+	SKIP
+} Status;
+static const char *const status_name[] = { "pass", "warn", "fail", "skip" };
+
+typedef struct Doctor {
+	Ctl *ctl;
+	json_t *checks;
+	bool critical_failed;
+} Doctor;
+
+static void report(Doctor *d, const char *id, Status st, bool critical, const char *fix,
+		   const char *fmt, ...) _printf_(6, 7);
+static void report(Doctor *d, const char *id, Status st, bool critical, const char *fix,
+		   const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (st == FAIL && critical)
+		d->critical_failed = true;
+	if (d->checks) {
+		json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "id", id, "status", status_name[st],
+				      "summary", msg, "critical", critical);
+		if (o && fix && st != PASS)
+			json_object_set_new(o, "fix", json_string(fix));
+		if (o)
+			json_array_append_new(d->checks, o);
+		return;
+	}
+	static const char *const colors[] = { ANSI_GREEN, ANSI_YELLOW, ANSI_RED, ANSI_DIM };
+	printf("%s%-4s%s %-20s %s\n", ctl_color(d->ctl, false, colors[st]), status_name[st],
+	       ctl_color(d->ctl, false, ANSI_RESET), id, msg);
+	if (fix && st != PASS && st != SKIP)
+		printf("     %-20s fix: %s\n", "", fix);
+}
+
+static void check_shim(Doctor *d)
+{
+	_cleanup_free_ char *path = NULL;
+	if (shim_find(&path) < 0) {
+		report(d, "shim.installed", WARN, false, "sudo localctl admin setup",
+		       "locald-shim is not installed (ports 8080/8443 are used instead of 80/443)");
+		report(d, "shim.version", SKIP, false, NULL, "no shim");
+		return;
+	}
+	report(d, "shim.installed", PASS, false, NULL, "%s (setuid root)", path);
+	_cleanup_free_ char *cmd = shell_quote(path);
+	_cleanup_free_ char *line = cmd ? strdupf("%s version 2>/dev/null", cmd) : NULL;
+	FILE *p = line ? popen(line, "re") : NULL;
+	char out[128] = "";
+	if (p) {
+		if (!fgets(out, sizeof(out), p))
+			out[0] = '\0';
+		pclose(p);
+	}
+	strstrip(out);
+	char want[64];
+	snprintf(want, sizeof(want), "locald-shim %s", LOCALD_VERSION);
+	if (streq(out, want))
+		report(d, "shim.version", PASS, false, NULL, "%s", out);
+	else
+		report(d, "shim.version", WARN, false, "sudo localctl admin setup",
+		       "installed shim says \"%s\", localctl is %s", out, LOCALD_VERSION);
+}
+
+static void check_ports(Doctor *d)
+{
+	uint32_t https = 0, http = 0;
+	(void)ctl_proxy_ports(d->ctl, &https, &http);
+	if (https == 0)
+		report(d, "ports.proxy", SKIP, false, "localctl up",
+		       "locald-proxyd is not running");
+	else if (https == 443 && http == 80)
+		report(d, "ports.proxy", PASS, false, NULL, "locald-proxyd holds 80 and 443");
+	else
+		report(d, "ports.proxy", WARN, false,
+		       "sudo localctl admin setup, then localctl server restart",
+		       "locald-proxyd listens on %u/%u, not 80/443", http, https);
+}
+
+static void check_ca(Doctor *d)
+{
+	_cleanup_free_ char *state = NULL, *ca = NULL;
+	if (locald_state_dir(&state) < 0 || !(ca = path_join(state, "ca/ca.crt")) ||
+	    access(ca, R_OK) < 0) {
+		report(d, "ca.trusted", SKIP, false, "localctl up", "no CA yet");
+		return;
+	}
+	gnutls_datum_t data = { 0 };
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_x509_trust_list_t tl = NULL;
+	unsigned verify = 1;
+	int r = gnutls_load_file(ca, &data);
+	if (r >= 0)
+		r = gnutls_x509_crt_init(&crt);
+	if (r >= 0)
+		r = gnutls_x509_crt_import(crt, &data, GNUTLS_X509_FMT_PEM);
+	if (r >= 0)
+		r = gnutls_x509_trust_list_init(&tl, 0);
+	if (r >= 0)
+		r = gnutls_x509_trust_list_add_system_trust(tl, 0, 0);
+	if (r >= 0)
+		r = gnutls_x509_trust_list_verify_crt(tl, &crt, 1, 0, &verify, NULL);
+	if (tl)
+		gnutls_x509_trust_list_deinit(tl, 1);
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	gnutls_free(data.data);
+	if (r >= 0 && verify == 0)
+		report(d, "ca.trusted", PASS, false, NULL, "%s is trusted by the system store", ca);
+	else
+		report(d, "ca.trusted", WARN, false, "localctl trust",
+		       "%s is not trusted by the system store (browsers will warn)", ca);
+}
+
+static void check_hosts(Doctor *d)
+{
+	FILE *f = fopen("/etc/hosts", "re");
+	char line[512];
+	int begin = 0, end = 0, names = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		strstrip(line);
+		if (streq(line, "# BEGIN locald"))
+			begin++;
+		else if (streq(line, "# END locald"))
+			end++;
+		else if (begin > end && startswith(line, "127.0.0.1 "))
+			names++;
+	}
+	if (f)
+		fclose(f);
+	if (begin == 0 && end == 0)
+		report(d, "hosts.block", PASS, false, NULL,
+		       "no locald block in /etc/hosts (*.localhost resolves to loopback anyway)");
+	else if (begin == 1 && end == 1)
+		report(d, "hosts.block", PASS, false, NULL, "/etc/hosts lists %d locald names",
+		       names);
+	else
+		report(d, "hosts.block", WARN, false,
+		       "remove the broken \"# BEGIN locald\"/\"# END locald\" lines by hand",
+		       "damaged locald block in /etc/hosts");
+}
+
+static void check_cgroup(Doctor *d)
+{
+	struct stat st;
+	if (stat("/run/systemd/system", &st) == 0) {
+		report(d, "systemd", PASS, false, NULL, "systemd is the service manager");
+		report(d, "cgroup.delegation", PASS, false, NULL,
+		       "systemd delegates a cgroup to user@%u.service", (unsigned)getuid());
+		return;
+	}
+	report(d, "systemd", SKIP, false, NULL, "no systemd: locald starts its daemons itself");
+	static const char *const roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+		_cleanup_free_ char *ctl_file = path_join(roots[i], "cgroup.controllers");
+		if (!ctl_file || access(ctl_file, F_OK) < 0)
+			continue;
+		_cleanup_free_ char *mine = strdupf("%s/locald/%u", roots[i], (unsigned)getuid());
+		if (mine && stat(mine, &st) == 0 && st.st_uid == getuid())
+			report(d, "cgroup.delegation", PASS, false, NULL, "%s is ours", mine);
+		else
+			report(d, "cgroup.delegation", WARN, false, "sudo localctl admin setup",
+			       "no cgroup v2 subtree delegated to us (services are tracked by "
+			       "process group)");
+		return;
+	}
+	report(d, "cgroup.delegation", WARN, false, NULL, "no cgroup v2 mounted");
+}
+
+static void check_device(Doctor *d, const char *id, const char *dev, const char *what)
+{
+	if (access(dev, R_OK | W_OK) == 0)
+		report(d, id, PASS, false, NULL, "%s is usable", dev);
+	else if (access(dev, F_OK) == 0)
+		report(d, id, WARN, false, "add yourself to the device's group (ls -l)",
+		       "%s exists but is not usable by us (%s)", dev, what);
+	else
+		report(d, id, WARN, false, NULL, "%s is missing (%s)", dev, what);
+}
+
+static void check_runtime(Doctor *d)
+{
+	_cleanup_free_ char *rt = NULL;
+	struct stat st;
+	if (locald_runtime_dir(&rt) < 0)
+		report(d, "runtime.dir", FAIL, true, "unset LOCALD_RUNTIME_DIR or make it absolute",
+		       "cannot compute the runtime directory");
+	else if (lstat(rt, &st) < 0)
+		report(d, "runtime.dir", PASS, true, NULL, "%s will be created on first start", rt);
+	else if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
+		report(d, "runtime.dir", FAIL, true, "chmod 0700 the directory (it must be ours)",
+		       "%s must be a directory owned by us with mode 0700", rt);
+	else
+		report(d, "runtime.dir", PASS, true, NULL, "%s (0700, ours)", rt);
+}
+
+static void check_daemons(Doctor *d)
+{
+	if (!ctl_superd_alive(d->ctl, 1000)) {
+		report(d, "daemons", SKIP, false, "localctl up", "locald-superd is not running");
+		return;
+	}
+	BusZmtpClient *c = NULL;
+	_cleanup_(bus_reply_freep) BusReply *reply = NULL;
+	BusRequest req = LOCALD__V1__REQUEST__INIT;
+	Locald__V1__GetVersion gv = LOCALD__V1__GET_VERSION__INIT;
+	req.call_case = LOCALD__V1__REQUEST__CALL_GET_VERSION;
+	req.get_version = &gv;
+	if (ctl_superd(d->ctl, &c) != 0 || bus_zmtp_client_call(c, &req, 2000, &reply) < 0 ||
+	    reply->result_case != LOCALD__V1__REPLY__RESULT_VERSION)
+		report(d, "daemons", FAIL, true, "localctl server restart",
+		       "locald-superd does not answer GetVersion");
+	else if (!streq(strempty(reply->version->version), LOCALD_VERSION))
+		report(d, "daemons", FAIL, true, "localctl server restart",
+		       "locald-superd is %s, localctl is %s", reply->version->version,
+		       LOCALD_VERSION);
+	else
+		report(d, "daemons", PASS, true, NULL, "locald-superd %s answers", LOCALD_VERSION);
+}
+
+int cmd_doctor(Ctl *ctl, int argc, char **argv)
+{
+	Doctor d = { .ctl = ctl };
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "-h") || streq(argv[i], "--help"))
+			return ctl_usage(ctl, true, doctor_help);
+		else if (streq(argv[i], "--json"))
+			d.checks = json_array();
+		else
+			return ctl_usage(ctl, false, doctor_help);
+	}
+	check_shim(&d);
+	check_ports(&d);
+	check_ca(&d);
+	check_hosts(&d);
+	check_cgroup(&d);
+	check_device(&d, "dev.fuse", "/dev/fuse", "locald-fsd needs it");
+	check_device(&d, "dev.kvm", "/dev/kvm", "locald-vmmd needs it");
+	check_runtime(&d);
+	check_daemons(&d);
+	if (d.checks)
+		ctl_print_json(
+		    ctl, json_pack("{s:o,s:b}", "checks", d.checks, "ok", !d.critical_failed));
+	return d.critical_failed ? EXIT_FAILED : EXIT_OK;
+}
