@@ -762,6 +762,7 @@ Routes *routes_free(Routes *r)
 	route_table_unref(r->current);
 	free(r->listeners);
 	strv_free(r->dashboard_hosts);
+	strv_free(r->hosts_synced);
 	free(r->rpc);
 	free(r->events);
 	free(r->watch_dir);

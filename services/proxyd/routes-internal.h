@@ -128,6 +128,8 @@ struct Routes {
 	size_t n_owned;
 
 	bool superd_seen;
+	/* /etc/hosts through locald-shim: the names last synced */
+	char **hosts_synced;
 	bool snapshot_inflight, snapshot_again;
 	uint64_t call_gen; /* bumped when superd restarts: replies to older calls are ignored */
 	bool freeing;

@@ -10,8 +10,10 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "log.h"
 #include "parse-util.h"
 #include "routes-internal.h"
+#include "shim-client.h"
 #include "strutil.h"
 #include "time-util.h"
 
@@ -539,6 +541,42 @@ static void wake_listeners(Routes *r)
 	pthread_mutex_unlock(&r->listeners_lock);
 }
 
+/*
+ * Keep /etc/hosts' locald block listing the routed *.localhost names (for tools that do
+ * not resolve *.localhost themselves), through locald-shim when it is installed, and only
+ * when the set of names changed (applies and removals: rare). The shim is a short
+ * process; it runs here, on the main thread, which only delays bus events meanwhile.
+ */
+static bool strv_same(char *const *a, char *const *b)
+{
+	for (; *a && *b; a++, b++)
+		if (!streq(*a, *b))
+			return false;
+	return !*a && !*b;
+}
+
+static void hosts_sync(Routes *r)
+{
+	_cleanup_free_ char *shim = NULL;
+	if (shim_find(&shim) < 0)
+		return; /* not installed: nothing to keep in sync */
+	_cleanup_strv_free_ char **names = NULL;
+	STRV_FOREACH (hp, route_table_hosts(r->current))
+		if (endswith(*hp, ".localhost") && strv_extend(&names, *hp) < 0)
+			return;
+	if (!names && !(names = calloc(1, sizeof(char *))))
+		return;
+	if (r->hosts_synced && strv_same(names, r->hosts_synced))
+		return;
+	int ret = shim_hosts_sync(names);
+	if (ret < 0) {
+		log_warning("/etc/hosts: locald-shim hosts-sync failed: %s", strerror(-ret));
+		return;
+	}
+	strv_free(r->hosts_synced);
+	r->hosts_synced = TAKE_PTR(names);
+}
+
 int routes_publish(Routes *r)
 {
 	TableBuilder b = { 0 };
@@ -597,6 +635,7 @@ int routes_publish(Routes *r)
 	route_table_unref(old);
 	wake_listeners(r);
 	routes_idle_arm(r);
+	hosts_sync(r);
 	return 0;
 }
 
