@@ -442,6 +442,9 @@ int health_probe_start(HealthProbe *p)
 	if (p->started)
 		return -EALREADY;
 	p->started = true;
+	/* The loop's cached time is from before this iteration's work (50 spawns can take
+	 * a while): count the start timeout from now. */
+	uv_update_time(p->loop);
 	p->started_at = uv_now(p->loop);
 	if (p->finished)
 		return 0; /* a log line matched before the start */
