@@ -171,6 +171,7 @@ int cmd_dashboard(Ctl *ctl, int argc, char **argv);
 int cmd_server(Ctl *ctl, int argc, char **argv);
 int cmd_version(Ctl *ctl, int argc, char **argv);
 int cmd_vm(Ctl *ctl, int argc, char **argv);
+int cmd_fs(Ctl *ctl, int argc, char **argv);
 
 /* ctl-logs.c, shared with up: print one line with a coloured "service |" prefix. */
 typedef struct LogPrinter {

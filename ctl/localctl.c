@@ -34,6 +34,7 @@ static const CtlCommand commands[] = {
 	{ "trust", cmd_trust, "Trust locald's CA (system store via the shim, and browsers' NSS)" },
 	{ "untrust", cmd_untrust, "Remove locald's CA from the stores `trust` added it to" },
 	{ "admin", cmd_admin, "Privileged setup: sudo localctl admin setup|uninstall" },
+	{ "fs", cmd_fs, "Build-context overlays: fs mount|unmount|ls|stats" },
 	{ "vm", cmd_vm, "Micro-VMs: vm run|create|start|stop|rm|ls|console" },
 };
 
