@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus-names.h"
 #include "ctl.h"
 #include "strutil.h"
 #include "time-util.h"
@@ -125,22 +126,7 @@ void ctl_format_duration(uint64_t usec, char *buf, size_t size)
 
 const char *ctl_state_name(int state)
 {
-	static const char *const names[] = {
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STOPPED] = "stopped",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_WAITING] = "waiting",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BUILDING] = "building",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STARTING] = "starting",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_RUNNING] = "running",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_UNHEALTHY] = "unhealthy",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STOPPING] = "stopping",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BACKOFF] = "backoff",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_FAILED] = "failed",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_EXITED] = "exited",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BLOCKED] = "blocked",
-	};
-	if (state <= 0 || (size_t)state >= ELEMENTSOF(names) || !names[state])
-		return "unknown";
-	return names[state];
+	return bus_service_state_name(state);
 }
 
 const char *ctl_health_name(int health)

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <zmq.h>
 
+#include "bus-names.h"
 #include "dashboard-internal.h"
 #include "log.h"
 #include "macro.h"
@@ -32,24 +33,6 @@
 #define LOGS_MAX 5000
 
 /* ---- enums as the API spells them ---- */
-
-static const char *state_name(Locald__V1__ServiceState s)
-{
-	static const char *const names[] = {
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STOPPED] = "stopped",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_WAITING] = "waiting",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BUILDING] = "building",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STARTING] = "starting",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_RUNNING] = "running",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_UNHEALTHY] = "unhealthy",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STOPPING] = "stopping",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BACKOFF] = "backoff",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_FAILED] = "failed",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_EXITED] = "exited",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BLOCKED] = "blocked",
-	};
-	return (unsigned)s < ELEMENTSOF(names) && names[s] ? names[s] : "unknown";
-}
 
 static const char *type_name(Locald__V1__ServiceType t)
 {
@@ -136,7 +119,7 @@ static json_t *service_json(const Locald__V1__ServiceStatus *s)
 	json_object_set_new(j, "project", json_string(strempty(s->project)));
 	json_object_set_new(j, "service", json_string(strempty(s->service)));
 	json_object_set_new(j, "type", json_string(type_name(s->type)));
-	json_object_set_new(j, "state", json_string(state_name(s->state)));
+	json_object_set_new(j, "state", json_string(bus_service_state_name(s->state)));
 	json_object_set_new(j, "pid", json_integer(s->pid));
 	json_object_set_new(j, "port", json_integer(s->port));
 	json_object_set_new(j, "url", json_string(strempty(s->url)));
@@ -271,8 +254,9 @@ static void apply_service(Dashboard *d, const Locald__V1__ServiceStateChanged *c
 		json_array_set(services, idx, sj);
 	else
 		json_array_append(services, sj);
-	json_t *ev = json_pack("{s:O,s:s,s:s}", "service", sj, "previous_state",
-			       state_name(ch->previous_state), "reason", strempty(ch->reason));
+	json_t *ev =
+	    json_pack("{s:O,s:s,s:s}", "service", sj, "previous_state",
+		      bus_service_state_name(ch->previous_state), "reason", strempty(ch->reason));
 	json_decref(sj);
 	_cleanup_free_ char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
 	json_decref(ev);

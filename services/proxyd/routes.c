@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "bus-names.h"
 #include "log.h"
 #include "parse-util.h"
 #include "routes-internal.h"
@@ -380,26 +381,6 @@ int route_upstream_parse(const char *text, struct sockaddr_storage *ret, socklen
 
 /* ---- publishing (main thread) ---- */
 
-static const char *state_name(Locald__V1__ServiceState s)
-{
-	static const char *const names[] = {
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STOPPED] = "stopped",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_WAITING] = "waiting",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BUILDING] = "building",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STARTING] = "starting",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_RUNNING] = "running",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_UNHEALTHY] = "unhealthy",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STOPPING] = "stopping",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BACKOFF] = "backoff",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_FAILED] = "failed",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_EXITED] = "exited",
-		[LOCALD__V1__SERVICE_STATE__SERVICE_STATE_BLOCKED] = "blocked",
-	};
-	if ((unsigned)s < ELEMENTSOF(names) && names[s])
-		return names[s];
-	return "unknown";
-}
-
 /* ---- domains ---- */
 
 static const char *domain_known(Routes *r, const char *project)
@@ -466,7 +447,7 @@ static void entry_to_route(const Entry *e, const char *host, char *upstream_text
 		.project = e->project,
 		.service = e->service,
 		.readiness = e->readiness,
-		.state = state_name(e->state),
+		.state = bus_service_state_name(e->state),
 		.reason = e->reason,
 		.last_exit = e->last_exit,
 		.last_lines = e->last_lines,
