@@ -30,6 +30,8 @@
 #define LOGS_TIMEOUT_MS 5000
 #define RETRY_MS 1000
 #define RESYNC_MS 300
+/* > lib/bus clients' longest reconnect interval (1 s) */
+#define RESYNC_AFTER_RECONNECT_MS 1500
 #define START_COALESCE_USEC (2 * USEC_PER_SEC)
 #define LOGS_INTERVAL_USEC USEC_PER_SEC
 #define LOG_LINES 20
@@ -450,6 +452,10 @@ static void on_reply(BusAsyncClient *client, int error, const BusReply *reply, v
 		(void)apply_snapshot(r, reply->status);
 		r->stats.snapshots++;
 		(void)routes_publish(r);
+		if (r->resync_after_reconnect) {
+			r->resync_after_reconnect = false;
+			(void)loop_timer_set(r->resync_timer, RESYNC_AFTER_RECONNECT_MS, 0);
+		}
 		if (r->snapshot_again) {
 			r->snapshot_again = false;
 			request_snapshot(r);
@@ -607,6 +613,9 @@ static void on_watch(uv_fs_event_t *h, const char *filename, int events, int sta
 	/* superd (re)bound its socket: it may have restarted without anything to publish.
 	 * Give it a moment to finish starting. */
 	(void)loop_timer_set(r->retry_timer, 200, 0);
+	/* Our subscriber reconnects on its own schedule (up to a second, lib/bus): what the
+	 * new superd publishes before then is lost, so look again once it surely is back. */
+	r->resync_after_reconnect = true;
 }
 
 static void handle_free_cb(uv_handle_t *h)

@@ -128,6 +128,7 @@ struct Routes {
 	size_t n_owned;
 
 	bool superd_seen;
+	bool resync_after_reconnect; /* superd re-bound its socket: snapshot again later */
 	/* /etc/hosts through locald-shim: the names last synced */
 	char **hosts_synced;
 	bool snapshot_inflight, snapshot_again;
