@@ -240,53 +240,58 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int r = copy_up(fs, n, !trunc0);
 	if (r < 0)
 		goto out;
-	PIN(fs, n, fd);
-	if (fd < 0) {
-		r = fd;
-		goto out;
-	}
-	fd_path(fd, p);
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		if (n->type == S_IFLNK)
-			r = -EOPNOTSUPP;
-		else if ((fi ? fchmod((int)fi->fh, attr->st_mode & 07777)
-			     : chmod(p, attr->st_mode & 07777)) < 0)
-			r = -errno;
-		if (r < 0)
-			goto out;
-	}
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t u = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
-		gid_t g = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
+	/* A block: a goto before it must not jump into the scope of PIN's cleanup variable. */
+	{
+		PIN(fs, n, fd);
+		if (fd < 0) {
+			r = fd;
 			goto out;
 		}
-	}
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if ((fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(p, attr->st_size)) < 0) {
-			r = -errno;
-			goto out;
+		fd_path(fd, p);
+		if (to_set & FUSE_SET_ATTR_MODE) {
+			if (n->type == S_IFLNK)
+				r = -EOPNOTSUPP;
+			else if ((fi ? fchmod((int)fi->fh, attr->st_mode & 07777)
+				     : chmod(p, attr->st_mode & 07777)) < 0)
+				r = -errno;
+			if (r < 0)
+				goto out;
 		}
-	}
-	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
-		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-			ts[0].tv_nsec = UTIME_NOW;
-		else if (to_set & FUSE_SET_ATTR_ATIME)
-			ts[0] = attr->st_atim;
-		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-			ts[1].tv_nsec = UTIME_NOW;
-		else if (to_set & FUSE_SET_ATTR_MTIME)
-			ts[1] = attr->st_mtim;
-		int rr = fi ? futimens((int)fi->fh, ts)
-			    : utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-		if (rr < 0) {
-			r = -errno;
-			goto out;
+		if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+			uid_t u = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+			gid_t g = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+			if (fchownat(fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+				r = -errno;
+				goto out;
+			}
 		}
+		if (to_set & FUSE_SET_ATTR_SIZE) {
+			if ((fi ? ftruncate((int)fi->fh, attr->st_size)
+				: truncate(p, attr->st_size)) < 0) {
+				r = -errno;
+				goto out;
+			}
+		}
+		if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+			struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+						  { .tv_nsec = UTIME_OMIT } };
+			if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+				ts[0].tv_nsec = UTIME_NOW;
+			else if (to_set & FUSE_SET_ATTR_ATIME)
+				ts[0] = attr->st_atim;
+			if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+				ts[1].tv_nsec = UTIME_NOW;
+			else if (to_set & FUSE_SET_ATTR_MTIME)
+				ts[1] = attr->st_mtim;
+			int rr = fi ? futimens((int)fi->fh, ts)
+				    : utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+			if (rr < 0) {
+				r = -errno;
+				goto out;
+			}
+		}
+		r = fs_getattr(fs, n, &st);
 	}
-	r = fs_getattr(fs, n, &st);
 out:
 	UNLOCK(fs);
 	if (r < 0)
@@ -308,29 +313,31 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name
 	r = copy_up(fs, src, true);
 	if (r < 0)
 		goto out;
-	PIN(fs, src, sfd);
-	if (sfd < 0) {
-		r = sfd;
-		goto out;
-	}
-	if (linkat(sfd, "", ufd, name, AT_EMPTY_PATH) < 0) {
-		char p[32];
-		fd_path(sfd, p);
-		if (linkat(AT_FDCWD, p, ufd, name, AT_SYMLINK_FOLLOW) < 0) {
-			r = -errno;
+	{
+		PIN(fs, src, sfd);
+		if (sfd < 0) {
+			r = sfd;
 			goto out;
 		}
-	}
-	/* the new name is the same inode for the kernel: answer with the source node */
-	n = src;
-	r = fs_getattr(fs, n, &st);
-	if (r == 0) {
-		struct stat rst;
-		pthread_mutex_lock(&fs->table_lock);
-		n->nlookup++;
-		if (fstat(sfd, &rst) == 0)
-			node_add_link(fs, n, rst.st_ino);
-		pthread_mutex_unlock(&fs->table_lock);
+		if (linkat(sfd, "", ufd, name, AT_EMPTY_PATH) < 0) {
+			char p[32];
+			fd_path(sfd, p);
+			if (linkat(AT_FDCWD, p, ufd, name, AT_SYMLINK_FOLLOW) < 0) {
+				r = -errno;
+				goto out;
+			}
+		}
+		/* the new name is the same inode for the kernel: answer with the source node */
+		n = src;
+		r = fs_getattr(fs, n, &st);
+		if (r == 0) {
+			struct stat rst;
+			pthread_mutex_lock(&fs->table_lock);
+			n->nlookup++;
+			if (fstat(sfd, &rst) == 0)
+				node_add_link(fs, n, rst.st_ino);
+			pthread_mutex_unlock(&fs->table_lock);
+		}
 	}
 out:
 	UNLOCK(fs);
