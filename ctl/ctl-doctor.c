@@ -6,7 +6,9 @@
  * runtime directory and the daemons' versions are critical).
  */
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <jansson.h>
@@ -114,6 +116,33 @@ static void check_ports(Doctor *d)
 		       "locald-proxyd listens on %u/%u, not 80/443", http, https);
 }
 
+/* A small file, whole (a PEM certificate); -errno. */
+static int read_small_file(const char *path, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 64 * 1024, n = 0;
+	_cleanup_free_ char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t k = read(fd, buf + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (n == cap)
+			return -EFBIG;
+	}
+	*ret_len = n;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
 static void check_ca(Doctor *d)
 {
 	_cleanup_free_ char *state = NULL, *ca = NULL;
@@ -122,26 +151,58 @@ static void check_ca(Doctor *d)
 		report(d, "ca.trusted", SKIP, false, "localctl up", "no CA yet");
 		return;
 	}
-	gnutls_datum_t data = { 0 };
+	/* GnuTLS is loaded here, not linked: its dependency chain would cost every
+	 * localctl command (`status` included) milliseconds of dynamic loading. */
+	void *lib = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL);
+	struct {
+		int (*crt_init)(gnutls_x509_crt_t *);
+		int (*crt_import)(gnutls_x509_crt_t, const gnutls_datum_t *, gnutls_x509_crt_fmt_t);
+		void (*crt_deinit)(gnutls_x509_crt_t);
+		int (*tl_init)(gnutls_x509_trust_list_t *, unsigned);
+		int (*tl_add_system)(gnutls_x509_trust_list_t, unsigned, unsigned);
+		int (*tl_verify)(gnutls_x509_trust_list_t, gnutls_x509_crt_t *, unsigned, unsigned,
+				 unsigned *, gnutls_verify_output_function);
+		void (*tl_deinit)(gnutls_x509_trust_list_t, unsigned);
+	} g = { 0 };
+	if (lib) {
+		*(void **)&g.crt_init = dlsym(lib, "gnutls_x509_crt_init");
+		*(void **)&g.crt_import = dlsym(lib, "gnutls_x509_crt_import");
+		*(void **)&g.crt_deinit = dlsym(lib, "gnutls_x509_crt_deinit");
+		*(void **)&g.tl_init = dlsym(lib, "gnutls_x509_trust_list_init");
+		*(void **)&g.tl_add_system = dlsym(lib, "gnutls_x509_trust_list_add_system_trust");
+		*(void **)&g.tl_verify = dlsym(lib, "gnutls_x509_trust_list_verify_crt");
+		*(void **)&g.tl_deinit = dlsym(lib, "gnutls_x509_trust_list_deinit");
+	}
+	if (!g.crt_init || !g.crt_import || !g.crt_deinit || !g.tl_init || !g.tl_add_system ||
+	    !g.tl_verify || !g.tl_deinit) {
+		if (lib)
+			dlclose(lib);
+		report(d, "ca.trusted", SKIP, false, "apt-get install libgnutls30",
+		       "cannot load GnuTLS to check the system trust store");
+		return;
+	}
+	_cleanup_free_ char *pem = NULL;
+	size_t pem_len = 0;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_x509_trust_list_t tl = NULL;
 	unsigned verify = 1;
-	int r = gnutls_load_file(ca, &data);
+	int r = read_small_file(ca, &pem, &pem_len) < 0 ? -1 : 0;
+	gnutls_datum_t data = { .data = (unsigned char *)pem, .size = (unsigned)pem_len };
 	if (r >= 0)
-		r = gnutls_x509_crt_init(&crt);
+		r = g.crt_init(&crt);
 	if (r >= 0)
-		r = gnutls_x509_crt_import(crt, &data, GNUTLS_X509_FMT_PEM);
+		r = g.crt_import(crt, &data, GNUTLS_X509_FMT_PEM);
 	if (r >= 0)
-		r = gnutls_x509_trust_list_init(&tl, 0);
+		r = g.tl_init(&tl, 0);
 	if (r >= 0)
-		r = gnutls_x509_trust_list_add_system_trust(tl, 0, 0);
+		r = g.tl_add_system(tl, 0, 0);
 	if (r >= 0)
-		r = gnutls_x509_trust_list_verify_crt(tl, &crt, 1, 0, &verify, NULL);
+		r = g.tl_verify(tl, &crt, 1, 0, &verify, NULL);
 	if (tl)
-		gnutls_x509_trust_list_deinit(tl, 1);
+		g.tl_deinit(tl, 1);
 	if (crt)
-		gnutls_x509_crt_deinit(crt);
-	gnutls_free(data.data);
+		g.crt_deinit(crt);
+	dlclose(lib);
 	if (r >= 0 && verify == 0)
 		report(d, "ca.trusted", PASS, false, NULL, "%s is trusted by the system store", ca);
 	else
