@@ -6,6 +6,7 @@
 
 #include "buf.h"
 #include "macro.h"
+#include "http1.h"
 #include "pages.h"
 #include "strutil.h"
 
@@ -425,57 +426,19 @@ static int page_finish(Buf *b, int status, bool html, Page *ret)
 		.body = body,
 		.body_len = len,
 	};
-	return 0;
+	/* proxyd's own pages describe a moment: never cached */
+	int r = page_add_extra(ret, "Cache-Control", "no-store");
+	if (r < 0)
+		page_done(ret);
+	return r;
 }
 
 static const char *status_phrase(int status)
 {
-	switch (status) {
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 411:
-		return "Length Required";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 416:
-		return "Range Not Satisfiable";
-	case 417:
-		return "Expectation Failed";
-	case 421:
-		return "Misdirected Request";
-	case 426:
-		return "Upgrade Required";
-	case 429:
-		return "Too Many Requests";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "Error";
-	}
+	const char *phrase = http_status_reason(status);
+	if (!streq(phrase, "Unknown"))
+		return phrase;
+	return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "Error";
 }
 
 /* What a person should take from a status when the proxy gave no detail. */
@@ -568,8 +531,6 @@ int page_starting(const Route *route, bool html, Page *ret)
 		r = page_add_extra(&p, "Refresh", "1");
 	if (r >= 0)
 		r = page_add_extra(&p, "Retry-After", "1");
-	if (r >= 0)
-		r = page_add_extra(&p, "Cache-Control", "no-store");
 	if (r < 0)
 		return r;
 	*ret = p;
@@ -695,8 +656,6 @@ static int down_page(int status, const Route *route, const char *detail, bool ht
 	if (r < 0)
 		return r;
 	r = page_finish(&b, status, html, &p);
-	if (r >= 0)
-		r = page_add_extra(&p, "Cache-Control", "no-store");
 	if (r < 0)
 		return r;
 	*ret = p;
@@ -814,8 +773,6 @@ int page_not_found(const char *host, char *const *known_hosts, bool https, bool 
 	if (r < 0)
 		return r;
 	r = page_finish(&b, 404, html, &p);
-	if (r >= 0)
-		r = page_add_extra(&p, "Cache-Control", "no-store");
 	if (r < 0)
 		return r;
 	*ret = p;
@@ -858,8 +815,6 @@ int page_error(int status, const char *detail, bool html, Page *ret)
 	if (r < 0)
 		return r;
 	r = page_finish(&b, status, html, &p);
-	if (r >= 0)
-		r = page_add_extra(&p, "Cache-Control", "no-store");
 	if (r < 0)
 		return r;
 	*ret = p;
@@ -893,8 +848,6 @@ int page_dashboard(char *const *known_hosts, bool https, Page *ret)
 	if (r < 0)
 		return r;
 	r = page_finish(&b, 200, true, &p);
-	if (r >= 0)
-		r = page_add_extra(&p, "Cache-Control", "no-store");
 	if (r < 0)
 		return r;
 	*ret = p;
