@@ -224,16 +224,9 @@ static int ask_services(Buf *b)
 
 int cmd_init(Ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, init_help);
-		default:
-			return ctl_usage(ctl, false, init_help);
-		}
+	int pr = ctl_parse_help_only(ctl, argc, argv, false, init_help);
+	if (pr >= 0)
+		return pr;
 	if (optind < argc)
 		return ctl_usage(ctl, false, init_help);
 	_cleanup_free_ char *dir = getcwd(NULL, 0), *name = NULL;
@@ -362,16 +355,9 @@ static int save_as_service(Ctl *ctl, const char *command)
 
 int cmd_try(Ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, try_help);
-		default:
-			return ctl_usage(ctl, false, try_help);
-		}
+	int pr = ctl_parse_help_only(ctl, argc, argv, true, try_help);
+	if (pr >= 0)
+		return pr;
 	if (optind < argc && streq(argv[optind], "--"))
 		optind++;
 	if (optind >= argc)

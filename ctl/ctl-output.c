@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Output: terminal detection, colours (NO_COLOR, --no-color), errors, durations, JSON. */
 
+#include <getopt.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -200,4 +201,14 @@ int ctl_usage(Ctl *ctl, bool help, const char *text)
 {
 	fputs(text, help ? stdout : stderr);
 	return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int ctl_parse_help_only(Ctl *ctl, int argc, char **argv, bool stop_at_operand, const char *help)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, stop_at_operand ? "+h" : "h", opts, NULL)) >= 0)
+		return ctl_usage(ctl, c == 'h', help);
+	return -1;
 }

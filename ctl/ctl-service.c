@@ -48,7 +48,8 @@ typedef enum Action {
 	ACTION_RESTART
 } Action;
 
-static int service_call(Ctl *ctl, BusZmtpClient *c, Action a, const char *project, const char *service)
+static int service_call(Ctl *ctl, BusZmtpClient *c, Action a, const char *project,
+			const char *service)
 {
 	BusRequest req = LOCALD__V1__REQUEST__INIT;
 	Locald__V1__StartService st = LOCALD__V1__START_SERVICE__INIT;
@@ -118,16 +119,9 @@ static int action_all(Ctl *ctl, BusZmtpClient *c, Action a)
 
 static int service_action(Ctl *ctl, Action a, int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, start_help);
-		default:
-			return ctl_usage(ctl, false, start_help);
-		}
+	int pr = ctl_parse_help_only(ctl, argc, argv, false, start_help);
+	if (pr >= 0)
+		return pr;
 	BusZmtpClient *cl = NULL;
 	int r = ctl_superd(ctl, &cl);
 	if (r)
@@ -225,16 +219,9 @@ int cmd_env(Ctl *ctl, int argc, char **argv)
 
 int cmd_run(Ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, run_help);
-		default:
-			return ctl_usage(ctl, false, run_help);
-		}
+	int pr = ctl_parse_help_only(ctl, argc, argv, true, run_help);
+	if (pr >= 0)
+		return pr;
 	if (optind >= argc)
 		return ctl_usage(ctl, false, run_help);
 	const char *service = argv[optind++];
@@ -329,16 +316,9 @@ static bool is_front_end(const Locald__V1__ProjectStatus *p, const Locald__V1__S
 
 int cmd_open(Ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, open_help);
-		default:
-			return ctl_usage(ctl, false, open_help);
-		}
+	int pr = ctl_parse_help_only(ctl, argc, argv, false, open_help);
+	if (pr >= 0)
+		return pr;
 	if (argc - optind > 1)
 		return ctl_usage(ctl, false, open_help);
 	_cleanup_free_ char *project = NULL, *service = NULL;
@@ -384,16 +364,9 @@ int cmd_open(Ctl *ctl, int argc, char **argv)
 
 int cmd_dashboard(Ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, dashboard_help);
-		default:
-			return ctl_usage(ctl, false, dashboard_help);
-		}
+	int pr = ctl_parse_help_only(ctl, argc, argv, false, dashboard_help);
+	if (pr >= 0)
+		return pr;
 	uint32_t https = 0, http = 0;
 	if (ctl_proxy_ports(ctl, &https, &http) < 0 || (!https && !http))
 		return ctl_fail(ctl, EXIT_UNREACHABLE, "`localctl up` starts locald",

@@ -79,6 +79,10 @@ struct json_t;
 int ctl_print_json(Ctl *ctl, struct json_t *v);
 /* Print the usage text of a command and return EXIT_OK (--help) or EXIT_USAGE. */
 int ctl_usage(Ctl *ctl, bool help, const char *text);
+/* For commands whose only option is --help: parses argv from optind 0 (stopping at the
+ * first operand if asked: `run SERVICE -- CMD …`). Returns -1 to go on (optind is at the
+ * operands), else the exit code (help printed, or a usage error). */
+int ctl_parse_help_only(Ctl *ctl, int argc, char **argv, bool stop_at_operand, const char *help);
 
 /* ---- ctl-project.c ---- */
 
