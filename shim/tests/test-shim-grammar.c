@@ -53,10 +53,10 @@ TEST(host_names)
 	ASSERT_ERR(name(NULL, "web.test"), EINVAL);
 	char buf[300];
 	memset(buf, 'a', 64);
-	strcpy(buf + 64, ".localhost");
+	snprintf(buf + 64, sizeof(buf) - 64, ".localhost");
 	ASSERT_ERR(name(NULL, buf), EINVAL); /* 64-byte label */
 	memset(buf, 'a', 63);
-	strcpy(buf + 63, ".localhost");
+	snprintf(buf + 63, sizeof(buf) - 63, ".localhost");
 	ASSERT_OK(name(NULL, buf));
 	/* 254 bytes in total: a.a.a....localhost */
 	size_t n = 0;
@@ -64,7 +64,7 @@ TEST(host_names)
 		buf[n++] = 'a';
 		buf[n++] = '.';
 	}
-	strcpy(buf + n, "localhost");
+	snprintf(buf + n, sizeof(buf) - n, "localhost");
 	ASSERT_EQ(strlen(buf), 253);
 	ASSERT_OK(name(NULL, buf));
 	memmove(buf + 1, buf, strlen(buf) + 1);
@@ -120,9 +120,10 @@ TEST(conf)
 		ASSERT_ERR(shim_conf_parse(bad[i], strlen(bad[i]), &c, &line), EINVAL);
 		ASSERT_EQ(line, 1);
 	}
-	char many[1024] = "";
+	char many[1024];
+	size_t used = 0;
 	for (int i = 0; i < 17; i++)
-		strcat(many, "allow-port 1000\n");
+		used += (size_t)snprintf(many + used, sizeof(many) - used, "allow-port 1000\n");
 	ASSERT_ERR(shim_conf_parse(many, strlen(many), &c, &line), EINVAL);
 	ASSERT_EQ(line, 17);
 }
@@ -155,8 +156,9 @@ TEST(hosts_append_replace_remove)
 	char *s2 = rewrite(s, names, 2, &r);
 	ASSERT_STREQ(s2, s);
 	/* One name: block replaced in place, the rest kept. */
-	char *mid = malloc(strlen(s) + 32);
-	sprintf(mid, "%sother line\n", s);
+	size_t mid_size = strlen(s) + 32;
+	char *mid = malloc(mid_size);
+	snprintf(mid, mid_size, "%sother line\n", s);
 	char *s3 = rewrite(mid, names + 1, 1, &r);
 	ASSERT_STREQ(s3, "127.0.0.1\tlocalhost\n# keep me  \n::1 ip6-localhost\n"
 			 "# BEGIN locald\n127.0.0.1 b.localhost\n::1 b.localhost\n# END locald\n"

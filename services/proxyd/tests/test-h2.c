@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "exchange.h"
+#include "parse-util.h"
 #include "proxyd.h"
 #include "strutil.h"
 #include "test.h"
@@ -192,7 +193,7 @@ static int c_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t
 {
 	Resp *r = resp_of(f->hd.stream_id);
 	if (namelen == 7 && memcmp(name, ":status", 7) == 0)
-		r->status = atoi((const char *)value);
+		(void)safe_atoi((const char *)value, &r->status); /* nghttp2 NUL-terminates */
 	else {
 		size_t l = strlen(r->headers);
 		snprintf(r->headers + l, sizeof(r->headers) - l, "%.*s: %.*s\n", (int)namelen, name,
