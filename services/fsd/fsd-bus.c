@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "bus.h"
+#include "daemon-util.h"
 #include "fsd-bus.h"
 #include "fsd-mount.h"
 #include "fsd-state.h"
@@ -329,6 +330,27 @@ int fsd_daemon_run(const sigset_t *signals)
 	d.state_path = path_join(dir, "mounts.json");
 	if (!d.state_path)
 		return log_oom(), 1;
+	_cleanup_close_ int lock = -1;
+	pid_t holder = 0;
+	r = daemon_lock(runtime, "fsd", false, &lock, &holder);
+	if (r == -EBUSY && isempty(getenv("NOTIFY_SOCKET"))) {
+		log_error("another locald-fsd (pid %d) already serves %s; only one per user",
+			  (int)holder, runtime);
+		return 1;
+	}
+	if (r == -EBUSY) {
+		/* Supervised (superd's system project) while one started by `localctl fs`
+		 * runs: stand by and take its mounts over (from the state file) when it exits.
+		 * Nothing is mounted yet, so SIGTERM may simply end us while we wait. */
+		log_info("another locald-fsd (pid %d) serves %s; standing by until it exits",
+			 (int)holder, runtime);
+		(void)daemon_notify("READY=1\nSTATUS=standing by for another locald-fsd");
+		pthread_sigmask(SIG_UNBLOCK, signals, NULL);
+		r = daemon_lock(runtime, "fsd", true, &lock, NULL);
+		pthread_sigmask(SIG_BLOCK, signals, NULL);
+	}
+	if (r < 0)
+		return log_error_errno(r, "%s/fsd.lock: %m", runtime), 1;
 	/* the daemon's main thread handles signals through the loop */
 	pthread_sigmask(SIG_UNBLOCK, signals, NULL);
 
@@ -356,6 +378,7 @@ int fsd_daemon_run(const sigset_t *signals)
 	loop_signal_new(d.loop, SIGINT, on_signal, &d, &sigint);
 	loop_timer_new(d.loop, 1000, 1000, on_tick, &d, &tick);
 	log_info("ready on %s", bus_server_get_rpc_path(d.server));
+	(void)daemon_notify("READY=1\nSTATUS=serving");
 	r = loop_run(d.loop);
 
 	/* unmount everything, keep the list: the next start re-creates the mounts */

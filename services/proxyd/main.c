@@ -14,13 +14,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "bus.h"
 #include "dashboard.h" /* [dashboard] */
+#include "daemon-util.h"
 #include "log.h"
 #include "loop.h"
 #include "parse-util.h"
@@ -32,29 +31,6 @@ static void on_signal(LoopSignal *s, int signo, void *userdata)
 {
 	log_info("%s: finishing requests in flight, then exiting", signal_to_string(signo));
 	loop_exit(userdata, 0);
-}
-
-/* sd_notify(READY=1) without libsystemd: superd and systemd both listen on a datagram
- * socket named by $NOTIFY_SOCKET ("@name" = abstract namespace). */
-static void notify_ready(void)
-{
-	const char *e = getenv("NOTIFY_SOCKET");
-	if (isempty(e))
-		return;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t n = strlen(e);
-	if (n >= sizeof sa.sun_path || (e[0] != '/' && e[0] != '@')) {
-		log_warning("$NOTIFY_SOCKET: \"%s\" is not a socket path; not notifying", e);
-		return;
-	}
-	memcpy(sa.sun_path, e, n);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = 0;
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	static const char msg[] = "READY=1\nSTATUS=listening";
-	if (fd < 0 || sendto(fd, msg, sizeof msg - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
-		log_warning_errno(-errno, "notifying readiness on %s: %m", e);
 }
 
 static bool ca_filter(const char *host, void *userdata)
@@ -78,33 +54,6 @@ static void help(void)
 	    "in <config>/locald.toml choose others (0 = any free port; ListListeners tells).\n"
 	    "Directories come from $LOCALD_RUNTIME_DIR, $LOCALD_STATE_DIR, $LOCALD_CONFIG_DIR.\n"
 	    "$LOCALD_LOG_LEVEL=debug for detail.\n");
-}
-
-static int take_lock(const char *runtime, int *ret_fd)
-{
-	_cleanup_free_ char *path = path_join(runtime, "proxyd.lock");
-	if (!path)
-		return log_oom();
-	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return log_error_errno(-errno, "%s: %m", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK)
-			return log_error_errno(-errno, "locking %s: %m", path);
-		char pid[32] = "";
-		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-		pid[n > 0 ? n : 0] = 0;
-		strstrip(pid);
-		log_error("another locald-proxyd (pid %s) already runs for %s; only one per user",
-			  isempty(pid) ? "?" : pid, runtime);
-		return -EBUSY;
-	}
-	char pid[32];
-	int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) < 0)
-		log_debug("writing pid to %s: %m", path);
-	*ret_fd = TAKE_FD(fd);
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -148,7 +97,14 @@ int main(int argc, char **argv)
 	if (r < 0)
 		return log_error_errno(r, "state directory: %m"), 1;
 	_cleanup_close_ int lock = -1;
-	if (take_lock(runtime, &lock) < 0)
+	pid_t holder = 0;
+	r = daemon_lock(runtime, "proxyd", false, &lock, &holder);
+	if (r == -EBUSY) {
+		log_error("another locald-proxyd (pid %d) already runs for %s; only one per user",
+			  (int)holder, runtime);
+		return 1;
+	}
+	if (r < 0)
 		return 1;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -244,7 +200,7 @@ int main(int argc, char **argv)
 			 l->socket_activated ? " (socket activation)" : "");
 	}
 	log_info("%u worker thread(s); CA %s", p->n_workers, ca_cert_path(p->ca));
-	notify_ready();
+	(void)daemon_notify("READY=1\nSTATUS=listening");
 
 	r = loop_run(loop);
 	ret = r < 0 ? 1 : 0;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Embedded mode: superd runs the daemons locald needs (proxyd today) as services of a
- * built-in project named `system`, so they are supervised like everything else —
- * restarted when they crash, visible in Status, stopped with superd.
+ * Embedded mode: superd runs the daemons locald needs (proxyd, and fsd where FUSE is
+ * usable) as services of a built-in project named `system`, so they are supervised like
+ * everything else — restarted when they crash, visible in Status, stopped with superd.
+ * A locald-fsd that `localctl fs` started before superd keeps serving; the supervised
+ * one stands by until it exits, then takes its mounts over.
  *
  * The project is an ordinary locald.toml that superd writes into <runtime>/system/ and
  * applies: reload, crash recovery and re-adoption work for it unchanged. superd chooses
@@ -116,7 +118,7 @@ static bool previous_ports(const char *runtime, const char *system_dir, uint16_t
 	return true;
 }
 
-/* Where locald-proxyd is: $LOCALD_PROXYD, next to us (installed), or the build tree. */
+/* Where a daemon (locald-proxyd) is: $LOCALD_PROXYD, next to us (installed), or the build tree. */
 static char *find_daemon(const char *name, const char *env_name)
 {
 	const char *v = getenv(env_name);
@@ -142,6 +144,31 @@ static char *find_daemon(const char *name, const char *env_name)
 		return p;
 	free(p);
 	return NULL;
+}
+
+/* A TOML basic string's contents: \\ and " escaped. */
+static char *toml_quote(const char *s)
+{
+	char *quoted = malloc(strlen(s) * 2 + 1);
+	if (!quoted)
+		return NULL;
+	char *q = quoted;
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			*q++ = '\\';
+		*q++ = *s;
+	}
+	*q = 0;
+	return quoted;
+}
+
+/* Can locald-fsd mount here? /dev/fuse openable, or fusermount3 to do it for us. */
+static bool fuse_usable(void)
+{
+	if (access("/dev/fuse", F_OK) < 0)
+		return false;
+	return access("/dev/fuse", R_OK | W_OK) == 0 || access("/usr/bin/fusermount3", X_OK) == 0 ||
+	       access("/bin/fusermount3", X_OK) == 0;
 }
 
 int system_choose_ports(const char *runtime, SystemPorts *ret)
@@ -182,21 +209,11 @@ int system_project_apply(Engine *e, const char *runtime, const SystemPorts *port
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 
-	/* TOML basic strings: the path needs \ and " escaped. */
-	_cleanup_free_ char *quoted = NULL;
-	{
-		size_t n = strlen(proxyd);
-		quoted = malloc(n * 2 + 1);
-		if (!quoted)
-			return -ENOMEM;
-		char *q = quoted;
-		for (const char *s = proxyd; *s; s++) {
-			if (*s == '\\' || *s == '"')
-				*q++ = '\\';
-			*q++ = *s;
-		}
-		*q = 0;
-	}
+	_cleanup_free_ char *quoted = toml_quote(proxyd);
+	_cleanup_free_ char *fsd = fuse_usable() ? find_daemon("locald-fsd", "LOCALD_FSD") : NULL;
+	_cleanup_free_ char *fsd_quoted = fsd ? toml_quote(fsd) : NULL;
+	if (!quoted || (fsd && !fsd_quoted))
+		return -ENOMEM;
 
 	_cleanup_fclose_ FILE *f = fopen(tmp, "we");
 	if (!f)
@@ -214,6 +231,15 @@ int system_project_apply(Engine *e, const char *runtime, const SystemPorts *port
 		"stop_timeout = \"10s\"\n"
 		"env = { LOCALD_HTTP_PORT = \"%u\", LOCALD_HTTPS_PORT = \"%u\" }\n",
 		quoted, (unsigned)ports->http, (unsigned)ports->https);
+	if (fsd_quoted)
+		fprintf(f,
+			"\n[services.fsd]\n"
+			"type = \"worker\"\n"
+			"command = [\"%s\"]\n"
+			"health_check = { type = \"notify\", start_timeout = \"30s\" }\n"
+			"restart = { policy = \"always\", max_restarts = 0 }\n"
+			"stop_timeout = \"10s\"\n",
+			fsd_quoted);
 	if (fflush(f) != 0 || ferror(f))
 		return -EIO;
 	if (rename(tmp, toml) < 0)
