@@ -6,6 +6,7 @@
  * one line per step.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -119,6 +120,80 @@ static int shim_as_user(const char *shim, uid_t uid, gid_t gid, const char *a, c
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+#ifdef __linux__
+/*
+ * Remove the cgroup `name` under `dir_fd` and the cgroups superd made in it (services/…,
+ * superd/), deepest first. Populated ones stay (rmdir fails with EBUSY): a running superd
+ * keeps the tree. cgroupfs holds no symlinks; O_NOFOLLOW anyway.
+ */
+static int cgroup_remove_tree(int dir_fd, const char *name, unsigned depth)
+{
+	if (depth > 16)
+		return -ELOOP;
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d)))
+		if (de->d_type == DT_DIR && !streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+			int k = cgroup_remove_tree(dirfd(d), de->d_name, depth + 1);
+			if (k < 0 && r == 0)
+				r = k;
+		}
+	closedir(d);
+	if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+/*
+ * A locald-proxyd of `uid` started before the shim was installed keeps the ports superd
+ * gave it (8443, …) until locald restarts. superd passes them as LOCALD_HTTPS_PORT, which
+ * root can read back. Returns its pid, else 0.
+ */
+static pid_t proxyd_off_443(uid_t uid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+	while (d && !found && (de = readdir(d))) {
+		uint32_t pid;
+		struct stat st;
+		char path[64], comm[32] = "", env[16384];
+		if (safe_atou32(de->d_name, &pid) < 0 ||
+		    fstatat(dirfd(d), de->d_name, &st, 0) < 0 || st.st_uid != uid)
+			continue;
+		(void)strfmt(path, sizeof path, "/proc/%s/comm", de->d_name);
+		_cleanup_close_ int cfd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = cfd < 0 ? -1 : read(cfd, comm, sizeof comm - 1);
+		if (n <= 0 || !streq(strstrip(comm), "locald-proxyd"))
+			continue;
+		(void)strfmt(path, sizeof path, "/proc/%s/environ", de->d_name);
+		_cleanup_close_ int efd = open(path, O_RDONLY | O_CLOEXEC);
+		n = efd < 0 ? -1 : read(efd, env, sizeof env - 1);
+		if (n < 0)
+			continue;
+		env[n] = '\0';
+		const char *port = NULL;
+		for (const char *e = env; e < env + n; e += strlen(e) + 1)
+			if (startswith(e, "LOCALD_HTTPS_PORT="))
+				port = e + STRLEN("LOCALD_HTTPS_PORT=");
+		if (!port || !streq(port, "443"))
+			found = (pid_t)pid;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+#endif
+
 int cmd_admin(Ctl *ctl, int argc, char **argv)
 {
 	const char *prefix = "/usr/local", *verb = NULL;
@@ -191,11 +266,19 @@ int cmd_admin(Ctl *ctl, int argc, char **argv)
 		_cleanup_free_ char *ca =
 		    pw ? strdupf("%s/.local/state/locald/ca/ca.crt", pw->pw_dir) : NULL;
 		if (!ca || access(ca, F_OK) < 0)
-			printf("CA: none yet (`localctl up` creates it; then `localctl trust`)\n");
+			printf("CA: none yet: the first `localctl up` creates it and has the shim "
+			       "trust it (a CA kept elsewhere: `localctl trust`)\n");
 		else if (shim_as_user(dst, uid, gid, "trust-ca", NULL) == 0)
 			printf("CA: trusted by the system store\n");
 		else
 			failed++;
+#ifdef __linux__
+		pid_t old = proxyd_off_443(uid);
+		if (old > 0)
+			printf("proxy: the running locald-proxyd (pid %d) keeps its ports: run "
+			       "`localctl server restart` as %s to move it to 80/443\n",
+			       (int)old, pw ? pw->pw_name : "the user");
+#endif
 	} else {
 		if (access(dst, X_OK) == 0) {
 			if (shim_as_user(dst, uid, gid, "untrust-ca", NULL) != 0)
@@ -208,13 +291,23 @@ int cmd_admin(Ctl *ctl, int argc, char **argv)
 				printf("/etc/hosts: locald block removed\n");
 		}
 #ifdef __linux__
-		/* The delegated cgroup, if empty (a running superd keeps it). */
+		/* The delegated cgroup and what superd made in it, unless populated. */
 		static const char *const roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 		for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
-			_cleanup_free_ char *cg = strdupf("%s/locald/%u", roots[i], (unsigned)uid);
 			_cleanup_free_ char *top = strdupf("%s/locald", roots[i]);
-			if (cg && rmdir(cg) == 0)
-				printf("cgroup: removed %s\n", cg);
+			_cleanup_close_ int fd =
+			    top ? open(top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+			char name[16];
+			(void)strfmt(name, sizeof name, "%u", (unsigned)uid);
+			r = fd < 0 ? -ENOENT : cgroup_remove_tree(fd, name, 0);
+			if (r == 0)
+				printf("cgroup: removed %s/%s\n", top, name);
+			else if (r == -EBUSY) {
+				printf("cgroup: %s/%s still has processes (locald is running: "
+				       "`localctl server stop`, then uninstall again)\n",
+				       top, name);
+				failed++;
+			}
 			if (top)
 				(void)rmdir(top);
 		}

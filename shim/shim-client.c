@@ -49,14 +49,22 @@ int shim_find(char **ret_path)
 		return (*ret_path = strdup(env)) ? 0 : -ENOMEM;
 	}
 #ifdef __linux__
-	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 32);
+	/* Installed layout: PREFIX/bin/<us> and PREFIX/libexec/locald/locald-shim, where
+	 * `admin setup --prefix PREFIX` puts it; or a copy right next to us. */
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
-		buf[n] = '\0';
-		char *slash = strrchr(buf, '/');
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
 		if (slash) {
-			memcpy(slash + 1, "locald-shim", sizeof("locald-shim")); /* room reserved */
-			if (installed(buf))
-				return (*ret_path = strdup(buf)) ? 0 : -ENOMEM;
+			static const char *const rel[] = { "locald-shim",
+							   "../libexec/locald/locald-shim" };
+			*slash = '\0';
+			for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+				int k = snprintf(buf, sizeof(buf), "%s/%s", self, rel[i]);
+				if (k > 0 && (size_t)k < sizeof(buf) && installed(buf))
+					return (*ret_path = strdup(buf)) ? 0 : -ENOMEM;
+			}
 		}
 	}
 #endif

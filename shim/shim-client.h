@@ -4,6 +4,8 @@
 /*
  * For daemons and localctl: run the installed locald-shim. The shim is looked up as
  * $LOCALD_SHIM, else `locald-shim` next to the running executable, else
+ * ../libexec/locald/locald-shim from the executable's directory (PREFIX/bin →
+ * PREFIX/libexec/locald, where `admin setup --prefix` installs it), else
  * /usr/local/libexec/locald/locald-shim; only a root-owned setuid file counts as
  * installed. Errors are -errno: -ENOENT no shim installed, -EACCES the shim refused
  * (exit 3), -EPERM it is not setuid root (exit 4), -EIO any other failure.

@@ -25,6 +25,7 @@
 #include "parse-util.h"
 #include "paths.h"
 #include "proxyd-internal.h"
+#include "shim-client.h"
 #include "strutil.h"
 
 static void on_signal(LoopSignal *s, int signo, void *userdata)
@@ -42,6 +43,35 @@ static bool ca_filter(const char *host, void *userdata)
 	bool routed = route_table_lookup(t, host) != NULL;
 	route_table_unref(t);
 	return routed;
+}
+
+/*
+ * A CA generated just now is in no trust store yet. With locald-shim installed (`sudo
+ * localctl admin setup`, which trusts a CA that already exists), have it trusted now, before
+ * READY=1, so that the URLs `localctl up` prints verify at once. A CA that already existed
+ * is left alone: the user may have untrusted it on purpose.
+ */
+static void trust_new_ca(const char *cert_path)
+{
+	_cleanup_free_ char *shim = NULL;
+	if (shim_find(&shim) < 0) {
+		log_info("new CA %s: `localctl trust` adds it to the system store", cert_path);
+		return;
+	}
+	char *args[] = { (char *)"trust-ca", (char *)cert_path, NULL };
+	int r = shim_run(args);
+	if (r == -EACCES)
+		log_warning(
+		    "new CA %s: locald-shim refused it (its reason is above): it trusts only "
+		    "a CA in a state directory under your home, such as "
+		    "~/.local/state/locald",
+		    cert_path);
+	else if (r < 0)
+		log_warning("new CA %s: locald-shim did not add it to the system store (%s; its "
+			    "message is above); `localctl trust` tries again",
+			    cert_path, strerror(-r));
+	else
+		log_info("new CA %s: added to the system store by %s", cert_path, shim);
 }
 
 static void help(void)
@@ -89,7 +119,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	_cleanup_free_ char *runtime = NULL, *state = NULL, *ca_dir = NULL;
+	_cleanup_free_ char *runtime = NULL, *state = NULL, *ca_dir = NULL, *ca_cert = NULL;
 	r = locald_runtime_dir_ensure(&runtime);
 	if (r < 0)
 		return log_error_errno(r, "runtime directory: %m"), 1;
@@ -140,11 +170,21 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	CaOptions co = { .dir = ca_dir, .filter = ca_filter, .filter_userdata = p };
+	/* ca_open() generates a CA only when neither ca.crt nor ca.key exists, and
+	 * proxyd.lock keeps any other proxyd of this user away meanwhile. */
+	ca_cert = path_join(ca_dir, "ca.crt");
+	if (!ca_cert) {
+		log_oom();
+		goto out;
+	}
+	bool new_ca = access(ca_cert, F_OK) < 0 && errno == ENOENT;
 	r = ca_open(&co, &p->ca);
 	if (r < 0) {
 		log_error_errno(r, "certificate authority in %s: %m", ca_dir);
 		goto out;
 	}
+	if (new_ca)
+		trust_new_ca(ca_cert_path(p->ca));
 	r = tls_server_new(p->ca, true, &p->tls);
 	if (r < 0) {
 		log_error_errno(r, "TLS setup: %m");
