@@ -6,10 +6,11 @@ fuse-overlayfs (Debian's) and locald-fsd — over one generated tree.
 Rows: context setup for an N-file tree (mount vs `cp -a` vs `cp --reflink=always`
 where the filesystem allows), stat of every file with cold caches and warm, `grep -r`
 of a source tree (a copy of this repository's C sources), sequential read of a big
-file (cold), create + write of 10,000 small files in the upper. Prints seconds and
+file (cold), create + write of 10,000 small files in the upper, meson + ninja of this
+project (no tests) with the build dir inside the mount. Prints seconds and
 ratios against fuse-overlayfs and the kernel. Needs root (mounts, drop_caches).
 
-    /usr/bin/python3 bench/fs.py [--files 100000] [--big-mib 1024] [--small 10000]
+    /usr/bin/python3 bench/fs.py [--files 100000] [--big-mib 1024] [--small 10000] [--no-build]
 """
 
 import os
@@ -53,6 +54,24 @@ def make_src(root):
     for sub in ["lib", "services", "ctl", "proto", "fuzz", "shim"]:
         if (SOURCE_DIR / sub).exists():
             shutil.copytree(SOURCE_DIR / sub, src / sub, symlinks=True)
+
+
+def make_project(root):
+    """This repository's tracked files at HEAD, for the build row."""
+    dst = root / "project"
+    dst.mkdir()
+    arc = subprocess.run(["git", "-C", str(SOURCE_DIR), "archive", "HEAD"], capture_output=True,
+                         check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dst)], input=arc, check=True)
+
+
+def build_project(root, name):
+    """meson setup + ninja of this project (no tests) in a build dir inside `root`."""
+    bld = root / "project" / f"bld-{name.replace(' ', '')}"
+    subprocess.run(["meson", "setup", str(bld), "-Dtests=false", "-Dbuildtype=debugoptimized"],
+                   cwd=root / "project", check=True, capture_output=True)
+    subprocess.run(["ninja", "-C", str(bld)], check=True, capture_output=True)
+    return bld
 
 
 def make_big(root, mib):
@@ -174,6 +193,7 @@ def main():
     p.add_argument("--files", type=int, default=100000)
     p.add_argument("--big-mib", type=int, default=1024)
     p.add_argument("--small", type=int, default=10000)
+    p.add_argument("--no-build", action="store_true", help="skip the row building this project")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/fs needs root (mounts, drop_caches)")
@@ -191,6 +211,8 @@ def main():
     make_tree(lower, args.files)
     make_src(lower)
     make_big(lower, args.big_mib)
+    if not args.no_build:
+        make_project(lower)
 
     results = {}
     # context setup by copying, for the "setup" row
@@ -245,11 +267,19 @@ def main():
                 results[("write small", name)] = timed(lambda: write_small(nd, args.small))
             else:
                 results[("write small", name)] = timed(lambda: write_small(s.mnt, args.small))
+            if not args.no_build:
+                drop_caches()
+                t = time.perf_counter()
+                bld = build_project(s.mnt, name)
+                results[("build project", name)] = time.perf_counter() - t
+                if name == "native":
+                    shutil.rmtree(bld)
             print(f"  {name} done", flush=True)
         finally:
             s.umount()
 
-    rows = ["setup", "stat cold", "stat warm", "grep -r warm", "read big cold", "write small"]
+    rows = ["setup", "stat cold", "stat warm", "grep -r warm", "read big cold", "write small",
+            "build project"]
     print(f"\nfiles {args.files}, big file {args.big_mib} MiB, small files {args.small}; seconds "
           "(ratio fsd/fuse-overlayfs, fsd/overlayfs: lower is better for fsd)\n")
     print(f"{'row':<16}" + "".join(f"{n:>16}" for n in names) + f"{'fsd/fuse-ovl':>14}{'fsd/kernel':>12}")
