@@ -426,11 +426,47 @@ static void on_signal(Up *u, int signo)
 
 /* ---- after the apply ---- */
 
+/* Is the system project's proxyd (embedded mode) still starting? */
+static bool proxyd_starting(Up *u)
+{
+	BusRequest req = LOCALD__V1__REQUEST__INIT;
+	Locald__V1__Status st = LOCALD__V1__STATUS__INIT;
+	st.project = (char *)"system";
+	req.call_case = LOCALD__V1__REQUEST__CALL_STATUS;
+	req.status = &st;
+	BusReply *reply = NULL;
+	if (bus_zmtp_client_call(u->client, &req, 2000, &reply) < 0)
+		return false;
+	bool starting = false;
+	if (reply->result_case == LOCALD__V1__REPLY__RESULT_STATUS && reply->status->n_projects) {
+		const Locald__V1__ProjectStatus *p = reply->status->projects[0];
+		for (size_t i = 0; i < p->n_services; i++)
+			if (streq(p->services[i]->service, "proxyd"))
+				starting = p->services[i]->state ==
+					   LOCALD__V1__SERVICE_STATE__SERVICE_STATE_STARTING;
+	}
+	bus_reply_free(reply);
+	return starting;
+}
+
+/* The proxy's ports; while superd is still starting its proxyd (its first start makes
+ * the CA, which the shim may be adding to the system store), wait for it, so the URLs
+ * printed answer at once. */
+static bool proxy_ports(Up *u, uint32_t *https, uint32_t *http)
+{
+	for (int i = 0; i < 300; i++) {
+		if (ctl_proxy_ports(u->ctl, https, http) >= 0 && (*https || *http))
+			return true;
+		if (u->done || !proxyd_starting(u))
+			return false;
+		(void)poll(NULL, 0, 100);
+	}
+	return false;
+}
+
 static void print_urls(Up *u, const Locald__V1__ProjectStatus *p)
 {
 	Ctl *ctl = u->ctl;
-	uint32_t https = 0, http = 0;
-	bool proxy = ctl_proxy_ports(ctl, &https, &http) >= 0 && (https || http);
 	size_t n = 0, width = 0;
 	for (size_t i = 0; i < p->n_services; i++)
 		if (!isempty(p->services[i]->url) && wanted(u, p->services[i]) &&
@@ -440,6 +476,8 @@ static void print_urls(Up *u, const Locald__V1__ProjectStatus *p)
 		}
 	if (!n)
 		return;
+	uint32_t https = 0, http = 0;
+	bool proxy = proxy_ports(u, &https, &http);
 	printf("\n");
 	for (size_t i = 0; i < p->n_services; i++) {
 		const Locald__V1__ServiceStatus *s = p->services[i];
