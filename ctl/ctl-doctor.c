@@ -238,6 +238,33 @@ static void check_hosts(Doctor *d)
 		       "damaged locald block in /etc/hosts");
 }
 
+/* Our cgroup v2 path ("0::/x" in /proc/self/cgroup) under mountpoint, or NULL. */
+static char *own_cgroup(const char *mountpoint)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t size = 0;
+	char *own = NULL;
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return NULL;
+	while (!own && getline(&line, &size, f) > 0) {
+		const char *rest = startswith(line, "0::/");
+		if (rest) {
+			rest = strstrip((char *)rest);
+			own = *rest ? strdupf("%s/%s", mountpoint, rest) : strdup(mountpoint);
+		}
+	}
+	fclose(f);
+	return own;
+}
+
+static bool cgroup_writable(const char *dir)
+{
+	_cleanup_free_ char *procs = path_join(dir, "cgroup.procs");
+	return procs && access(dir, W_OK) == 0 && access(procs, W_OK) == 0;
+}
+
+/* Mirrors superd's choice (services/superd/superd-cgroup.h) for a superd started from here. */
 static void check_cgroup(Doctor *d)
 {
 	struct stat st;
@@ -249,20 +276,49 @@ static void check_cgroup(Doctor *d)
 	}
 	report(d, "systemd", SKIP, false, NULL, "no systemd: locald starts its daemons itself");
 	static const char *const roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
-	for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+	const char *root = NULL;
+	for (size_t i = 0; i < ELEMENTSOF(roots) && !root; i++) {
 		_cleanup_free_ char *ctl_file = path_join(roots[i], "cgroup.controllers");
-		if (!ctl_file || access(ctl_file, F_OK) < 0)
-			continue;
-		_cleanup_free_ char *mine = strdupf("%s/locald/%u", roots[i], (unsigned)getuid());
-		if (mine && stat(mine, &st) == 0 && st.st_uid == getuid())
-			report(d, "cgroup.delegation", PASS, false, NULL, "%s is ours", mine);
-		else
-			report(d, "cgroup.delegation", WARN, false, "sudo localctl admin setup",
-			       "no cgroup v2 subtree delegated to us (services are tracked by "
-			       "process group)");
+		if (ctl_file && access(ctl_file, F_OK) == 0)
+			root = roots[i];
+	}
+	if (!root) {
+		report(d, "cgroup.delegation", WARN, false, NULL,
+		       "no cgroup v2 mounted (services are tracked by process group)");
 		return;
 	}
-	report(d, "cgroup.delegation", WARN, false, NULL, "no cgroup v2 mounted");
+
+	uid_t uid = geteuid();
+	_cleanup_free_ char *own = own_cgroup(root);
+	_cleanup_free_ char *mine = strdupf("%s/locald/%u", root, (unsigned)uid);
+	_cleanup_free_ char *leaf = mine ? path_join(mine, "superd") : NULL;
+	_cleanup_free_ char *shim = NULL;
+	bool delegated = mine && stat(mine, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == uid;
+	bool has_shim = uid != 0 && shim_find(&shim) >= 0;
+	if (!leaf)
+		return;
+
+	if (delegated && own && (streq(own, mine) || streq(own, leaf)))
+		report(d, "cgroup.delegation", PASS, false, NULL,
+		       "superd uses %s/services (delegated by locald-shim)", mine);
+	else if (own && cgroup_writable(own))
+		report(d, "cgroup.delegation", PASS, false, NULL,
+		       "our cgroup %s is writable: superd uses %s/locald-superd", own, own);
+	else if (uid == 0 && access(root, W_OK) == 0)
+		report(d, "cgroup.delegation", PASS, false, NULL, "root: superd uses %s/locald",
+		       root);
+	else if (has_shim)
+		report(d, "cgroup.delegation", PASS, false, NULL,
+		       "%s %s: superd asks locald-shim to move it into %s/superd and uses "
+		       "%s/services",
+		       mine, delegated ? "is ours" : "is delegated when superd starts", mine, mine);
+	else
+		report(d, "cgroup.delegation", WARN, false, "sudo localctl admin setup",
+		       "%s%s and locald-shim is not installed to move superd there (services are "
+		       "tracked by process group)",
+		       mine,
+		       delegated ? " is ours but our cgroup is not writable"
+				 : " is not delegated to us");
 }
 
 static void check_device(Doctor *d, const char *id, const char *dev, const char *what)

@@ -26,6 +26,7 @@
 #include "paths.h"
 #include "strutil.h"
 #include "superd-bus.h"
+#include "superd-cgroup.h"
 #include "superd-engine.h"
 #include "superd-spawn.h"
 #include "superd-system.h"
@@ -127,6 +128,19 @@ int main(int argc, char **argv)
 		return log_error_errno(-errno, "locking %s: %m", lock_path), 1;
 	}
 
+	/* Before anything is spawned: an unprivileged superd may first have to move itself
+	 * into the cgroup locald-shim delegates, and services are placed relative to it. */
+	_cleanup_free_ char *cgroup_base = NULL, *cgroup_why = NULL;
+	if (!no_cgroups) {
+		r = cgroup_setup_base(&cgroup_base, &cgroup_why);
+		if (r >= 0)
+			log_info("service cgroups under %s: %s", cgroup_base, strempty(cgroup_why));
+		else
+			log_notice("services run without their own cgroups (%s): stop uses "
+				   "process groups",
+				   cgroup_why ? cgroup_why : strerror(-r));
+	}
+
 	/* Embedded mode: the proxy's ports are decided first, service URLs depend on them. */
 	SystemPorts ports = {};
 	if (embedded) {
@@ -159,6 +173,7 @@ int main(int argc, char **argv)
 		.state_dir = state,
 		.https_port = https_port,
 		.no_cgroups = no_cgroups,
+		.cgroup_base = cgroup_base, /* NULL: the engine finds none either, and says why */
 		.callbacks = { .state_changed = superd_bus_on_state,
 			       .log_line = superd_bus_on_log },
 	};
@@ -172,11 +187,6 @@ int main(int argc, char **argv)
 	if (r < 0)
 		return log_error_errno(r, "engine: %m"), 1;
 	superd_bus_set_engine(sbus, engine);
-	if (engine_cgroup_reason(engine))
-		log_notice("services run without their own cgroups (%s): stop uses process groups",
-			   engine_cgroup_reason(engine));
-	else
-		log_info("service cgroups under %s", engine_cgroup_base(engine));
 
 	r = engine_state_restore(engine);
 	if (r < 0)

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "macro.h"
+#include "paths.h"
 #include "strutil.h"
 
 /*
@@ -153,6 +154,64 @@ int cgroup2_own_path_parse(const char *proc_cgroup, char **ret)
 	return -ENOENT;
 }
 
+/* Is `path` equal to or below `dir` (whole path components)? */
+static bool path_is_below(const char *path, const char *dir)
+{
+	const char *rest = startswith(path, dir);
+	return rest && (*rest == 0 || *rest == '/' || endswith(dir, "/"));
+}
+
+static int set_reason(char **ret_reason, char *reason, int r)
+{
+	if (ret_reason)
+		*ret_reason = reason;
+	else
+		free(reason);
+	return r;
+}
+
+int cgroup_base_choose(const CgroupFacts *f, char **ret_base, char **ret_why)
+{
+	_cleanup_free_ char *delegated = strdupf("%s/locald/%u", f->mountpoint, (unsigned)f->uid);
+	_cleanup_free_ char *leaf = delegated ? path_join(delegated, CGROUP_SUPERD_LEAF) : NULL;
+	char *base = NULL, *why = NULL;
+	if (!leaf)
+		return -ENOMEM;
+
+	if (f->delegated_writable && f->own && (streq(f->own, delegated) || streq(f->own, leaf))) {
+		base = path_join(delegated, CGROUP_SERVICES_DIR);
+		why = strdupf("uid %u's cgroup delegated by locald-shim, superd runs in %s",
+			      (unsigned)f->uid, f->own);
+	} else if (f->own && f->own_writable) {
+		base = path_join(f->own, "locald-superd");
+		why = strdupf("superd's own cgroup %s is writable", f->own);
+	} else if (f->uid == 0 && f->mount_writable) {
+		base = path_join(f->mountpoint, "locald");
+		why = strdupf("root: superd uses %s/locald", f->mountpoint);
+	} else if (f->delegated_writable)
+		return set_reason(
+		    ret_why,
+		    strdupf("the delegated cgroup %s exists but superd runs outside it (in %s) and "
+			    "no locald-shim moved it in (run 'sudo localctl admin setup')",
+			    delegated, f->own ? f->own : "an unknown cgroup"),
+		    -EACCES);
+	else
+		return set_reason(
+		    ret_why,
+		    strdupf("cgroup %s is not writable by uid %u and no delegated cgroup %s exists "
+			    "(run 'sudo localctl admin setup')",
+			    f->own ? f->own : "(unknown)", (unsigned)f->uid, delegated),
+		    -EACCES);
+
+	if (!base || !why) {
+		free(base);
+		free(why);
+		return -ENOMEM;
+	}
+	*ret_base = base;
+	return set_reason(ret_why, why, 0);
+}
+
 #if defined(__linux__) && defined(LOCALD_LINUX_EXTRAS)
 
 #include <dirent.h>
@@ -163,7 +222,7 @@ int cgroup2_own_path_parse(const char *proc_cgroup, char **ret)
 #include <unistd.h>
 
 #include "parse-util.h"
-#include "paths.h"
+#include "shim-client.h"
 
 /* cgroup interface files are small; mountinfo on a busy host is the largest we read. */
 #define SMALL_FILE_MAX (4u * 1024 * 1024)
@@ -223,35 +282,31 @@ static bool cgroup_writable(const char *dir)
 	       faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) == 0;
 }
 
-/* Is `path` equal to or below `dir` (whole path components)? */
-static bool path_is_below(const char *path, const char *dir)
+/* What cgroup_base_choose() needs, read from the kernel; the strings are owned here. */
+typedef struct CgroupProbe {
+	CgroupFacts facts;
+	char *mountpoint, *own, *delegated;
+} CgroupProbe;
+
+static void cgroup_probe_done(CgroupProbe *p)
 {
-	const char *rest = startswith(path, dir);
-	return rest && (*rest == 0 || *rest == '/' || endswith(dir, "/"));
+	free(p->mountpoint);
+	free(p->own);
+	free(p->delegated);
 }
 
-static int set_reason(char **ret_reason, char *reason, int r)
+static int cgroup_probe(CgroupProbe *p, char **ret_reason)
 {
-	if (ret_reason)
-		*ret_reason = reason;
-	else
-		free(reason);
-	return r;
-}
-
-int cgroup_find_base(char **ret_base, char **ret_reason)
-{
-	_cleanup_free_ char *mountinfo = NULL, *proc_cgroup = NULL, *mp = NULL, *root = NULL,
-			    *own = NULL, *own_fs = NULL;
+	_cleanup_free_ char *mountinfo = NULL, *proc_cgroup = NULL, *root = NULL, *own = NULL;
 	bool ro = false;
-	uid_t uid = geteuid();
 	int r;
 
+	*p = (CgroupProbe){ .facts.uid = geteuid() };
 	r = read_text("/proc/self/mountinfo", &mountinfo);
 	if (r < 0)
 		return set_reason(ret_reason,
 				  strdupf("cannot read /proc/self/mountinfo: %s", strerror(-r)), r);
-	r = cgroup2_mount_parse(mountinfo, &mp, &root, &ro);
+	r = cgroup2_mount_parse(mountinfo, &p->mountpoint, &root, &ro);
 	if (r == -ENOENT)
 		return set_reason(ret_reason,
 				  strdup("no cgroup2 filesystem is mounted (cgroup v1 only)"),
@@ -259,60 +314,124 @@ int cgroup_find_base(char **ret_base, char **ret_reason)
 	if (r < 0)
 		return r;
 	if (ro)
-		return set_reason(ret_reason,
-				  strdupf("the cgroup2 filesystem at %s is mounted read-only", mp),
-				  -EROFS);
+		return set_reason(
+		    ret_reason,
+		    strdupf("the cgroup2 filesystem at %s is mounted read-only", p->mountpoint),
+		    -EROFS);
 
 	r = read_text("/proc/self/cgroup", &proc_cgroup);
 	if (r >= 0)
 		r = cgroup2_own_path_parse(proc_cgroup, &own);
 	if (r >= 0 && path_is_below(own, root)) {
 		const char *rel = streq(root, "/") ? own : own + strlen(root);
-		own_fs = path_join(mp, rel);
-		if (!own_fs)
+		p->own = path_join(p->mountpoint, rel);
+		if (!p->own)
 			return -ENOMEM;
+		p->facts.own_writable = cgroup_writable(p->own);
 	}
-
-	/* 1: our own cgroup. */
-	if (own_fs && cgroup_writable(own_fs)) {
-		char *base = path_join(own_fs, "locald-superd");
-		if (!base)
-			return -ENOMEM;
-		*ret_base = base;
-		return 0;
-	}
-
-	/* 2: the subtree the shim delegated to this uid (only if the shim moved us in). */
-	_cleanup_free_ char *delegated = strdupf("%s/locald/%u", mp, (unsigned)uid);
-	if (!delegated)
+	p->delegated = strdupf("%s/locald/%u", p->mountpoint, (unsigned)p->facts.uid);
+	if (!p->delegated)
 		return -ENOMEM;
-	bool delegated_ok = access(delegated, F_OK) == 0 && cgroup_writable(delegated);
-	if (delegated_ok && own_fs && path_is_below(own_fs, delegated)) {
-		*ret_base = TAKE_PTR(delegated);
+	p->facts.mountpoint = p->mountpoint;
+	p->facts.own = p->own;
+	p->facts.delegated_writable =
+	    access(p->delegated, F_OK) == 0 && cgroup_writable(p->delegated);
+	p->facts.mount_writable = faccessat(AT_FDCWD, p->mountpoint, W_OK, AT_EACCESS) == 0;
+	return 0;
+}
+
+int cgroup_find_base(char **ret_base, char **ret_why)
+{
+	_cleanup_(cgroup_probe_done) CgroupProbe p = {};
+	int r = cgroup_probe(&p, ret_why);
+	if (r < 0)
+		return r;
+	return cgroup_base_choose(&p.facts, ret_base, ret_why);
+}
+
+static const char *shim_error(int r)
+{
+	switch (r) {
+	case -EACCES:
+		return "it refused";
+	case -EPERM:
+		return "it is not installed setuid root in a root-owned directory";
+	case -EIO:
+		return "it failed (its message is above)";
+	default:
+		return strerror(-r);
+	}
+}
+
+/*
+ * 1: superd moved into <delegated>/superd (through locald-shim when it started outside
+ * the delegated tree), 0: nothing to do, -errno and a sentence: a step failed.
+ */
+static int join_delegated(char **ret_reason)
+{
+	_cleanup_(cgroup_probe_done) CgroupProbe p = {};
+	if (geteuid() == 0 || cgroup_probe(&p, NULL) < 0)
+		return 0; /* root may use any cgroup; cgroup_find_base() says what is wrong */
+	_cleanup_free_ char *leaf = path_join(p.delegated, CGROUP_SUPERD_LEAF);
+	if (!leaf)
+		return -ENOMEM;
+	if (streq_ptr(p.own, leaf) || (p.facts.own_writable && !streq_ptr(p.own, p.delegated)))
 		return 0;
+
+	if (!streq_ptr(p.own, p.delegated)) {
+		/* Only the owner of the common ancestor (root's cgroup here) may move us in. */
+		_cleanup_free_ char *shim = NULL;
+		if (shim_find(&shim) < 0)
+			return 0;
+		char *const args[] = { (char *)"cgroup-setup", (char *)"--move-parent", NULL };
+		int r = shim_run(args);
+		if (r < 0)
+			return set_reason(
+			    ret_reason,
+			    strdupf("%s cgroup-setup --move-parent: %s", shim, shim_error(r)), r);
+		cgroup_probe_done(&p);
+		r = cgroup_probe(&p, ret_reason);
+		if (r < 0)
+			return r;
+		if (!streq_ptr(p.own, p.delegated))
+			return set_reason(ret_reason,
+					  strdupf("%s cgroup-setup --move-parent succeeded but "
+						  "superd is in %s, not %s",
+						  shim, strempty(p.own), p.delegated),
+					  -EIO);
 	}
 
-	/* 3: root may use <root>/locald wherever it runs. */
-	if (uid == 0 && faccessat(AT_FDCWD, mp, W_OK, AT_EACCESS) == 0) {
-		char *base = path_join(mp, "locald");
-		if (!base)
+	/* A cgroup with processes cannot enable controllers for its children ("no internal
+	 * processes"): superd keeps the delegated directory itself free of processes. */
+	if (mkdir(leaf, 0755) < 0 && errno != EEXIST) {
+		int e = errno;
+		return set_reason(ret_reason, strdupf("creating %s: %s", leaf, strerror(e)), -e);
+	}
+	int r = cgroup_move_pid(leaf, getpid());
+	if (r < 0)
+		return set_reason(ret_reason,
+				  strdupf("moving superd into %s: %s", leaf, strerror(-r)), r);
+	return 1;
+}
+
+int cgroup_setup_base(char **ret_base, char **ret_why)
+{
+	_cleanup_free_ char *join_why = NULL, *base = NULL, *why = NULL;
+	int j = join_delegated(&join_why);
+	int r = cgroup_find_base(&base, &why);
+	if (j != 0) {
+		char *w = j > 0 ? strdupf("%s (moved there at start)", strempty(why))
+				: strdupf("%s; %s", strempty(join_why), strempty(why));
+		if (!w)
 			return -ENOMEM;
-		*ret_base = base;
-		return 0;
+		free(why);
+		why = w;
 	}
-
-	if (delegated_ok)
-		return set_reason(
-		    ret_reason,
-		    strdupf("the delegated cgroup %s exists but superd runs outside it (in %s)",
-			    delegated, own_fs ? own_fs : "an unknown cgroup"),
-		    -EACCES);
-	return set_reason(
-	    ret_reason,
-	    strdupf("cgroup %s is not writable by uid %u and no delegated cgroup %s exists "
-		    "(run 'sudo localctl admin setup')",
-		    own_fs ? own_fs : strempty(own), (unsigned)uid, delegated),
-	    -EACCES);
+	if (r >= 0)
+		*ret_base = TAKE_PTR(base);
+	if (ret_why)
+		*ret_why = TAKE_PTR(why);
+	return r;
 }
 
 int cgroup_service_create(const char *base, const char *project, const char *service,
@@ -592,6 +711,11 @@ int cgroup_find_base(char **ret_base, char **ret_reason)
 	if (ret_reason)
 		*ret_reason = strdup("cgroup support is not built in (linux_extras disabled)");
 	return -EOPNOTSUPP;
+}
+
+int cgroup_setup_base(char **ret_base, char **ret_why)
+{
+	return cgroup_find_base(ret_base, ret_why);
 }
 
 int cgroup_service_create(const char *base, const char *project, const char *service,

@@ -12,6 +12,14 @@
  * so the "no internal processes" rule cannot bite the intermediate directories we
  * create; a leaf that someone else turned into an inner node is refused (-EBUSY).
  *
+ * An unprivileged superd whose own cgroup is not writable gets one from locald-shim
+ * (cgroup_setup_base()): `cgroup-setup --move-parent` makes <root>/locald/<uid> ours and
+ * moves superd into it, and superd then moves itself one level down, so that:
+ *
+ *     <root>/locald/<uid>/                 delegated (owned by uid); no process
+ *     <root>/locald/<uid>/superd           superd itself (every superd of this uid)
+ *     <root>/locald/<uid>/services         <base>
+ *
  * When there is no writable cgroup2 hierarchy, cgroup_find_base() says why in a
  * sentence for `localctl status`/`doctor`, and the engine falls back to process groups.
  * Without linux_extras every function returns -EOPNOTSUPP.
@@ -25,18 +33,46 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Names inside the delegated directory <root>/locald/<uid> (see the layout above). */
+#define CGROUP_SUPERD_LEAF "superd"
+#define CGROUP_SERVICES_DIR "services"
+
 /*
  * Find where superd may create service cgroups, first that works:
- *   1. our own cgroup, if we may create children in it and move processes out of it:
+ *   1. the subtree delegated to us by locald-shim, <root>/locald/<uid>, if writable by
+ *      us and we run in it or in its `superd` leaf: <root>/locald/<uid>/services
+ *   2. our own cgroup, if we may create children in it and move processes out of it:
  *      <own>/locald-superd
- *   2. a subtree delegated to us by locald-shim, <root>/locald/<uid>, if writable by us
- *      and we already run inside it (moving a process needs write access to the common
- *      ancestor's cgroup.procs, so the shim must have moved superd in there)
  *   3. as root: <root>/locald
- * Returns 0 and *ret_base, or -errno and (if ret_reason) a human sentence in
- * *ret_reason ("no cgroup2 filesystem is mounted", ...). Creates nothing.
+ * Returns 0, *ret_base and (if ret_why) a sentence saying why this one, or -errno and
+ * (if ret_why) a sentence saying why none ("no cgroup2 filesystem is mounted", ...).
+ * Creates nothing, moves nothing.
  */
-int cgroup_find_base(char **ret_base, char **ret_reason);
+int cgroup_find_base(char **ret_base, char **ret_why);
+
+/*
+ * cgroup_find_base(), after putting an unprivileged superd in its delegated cgroup when
+ * it may: if its own cgroup is not writable and locald-shim is installed (shim_find()),
+ * run `locald-shim cgroup-setup --move-parent`, then move itself into
+ * <root>/locald/<uid>/superd (allowed: we own the common ancestor). Does nothing as root
+ * or when our own cgroup is writable (unless it is <root>/locald/<uid> itself). Moves the whole
+ * process, so call it at start, before any service runs. Same results as cgroup_find_base();
+ * *ret_why also says when superd was moved, or why the shim could not move it.
+ */
+int cgroup_setup_base(char **ret_base, char **ret_why);
+
+/* What cgroup_find_base() decides from, as paths under the cgroup2 mount. */
+typedef struct CgroupFacts {
+	const char *mountpoint;  /* the first cgroup2 mount */
+	const char *own;         /* our cgroup (mountpoint + /proc/self/cgroup); NULL: unknown */
+	bool own_writable;       /* we may create children in `own` and move processes out */
+	bool delegated_writable; /* <mountpoint>/locald/<uid> exists and is writable by us */
+	bool mount_writable;     /* we may create directories at the top */
+	uid_t uid;               /* effective */
+} CgroupFacts;
+
+/* The decision of cgroup_find_base(), sans I/O (for tests). */
+int cgroup_base_choose(const CgroupFacts *f, char **ret_base, char **ret_why);
 
 /*
  * Sans-I/O pieces of cgroup_find_base(), exposed for tests (in every build).

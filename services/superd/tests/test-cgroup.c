@@ -87,6 +87,65 @@ TEST(escape_name)
 	ASSERT_NULL(strchr(b, '.'));
 }
 
+static void choose(const CgroupFacts *f, int want, const char *want_base, const char *want_why)
+{
+	char *base = NULL, *why = NULL;
+	int r = cgroup_base_choose(f, &base, &why);
+	ASSERT_EQ(r, want);
+	if (want_base)
+		ASSERT_STREQ(base, want_base);
+	else
+		ASSERT_NULL(base);
+	ASSERT_STRCONTAINS(why, want_why);
+	free(base);
+	free(why);
+}
+
+TEST(base_choose)
+{
+	const char *mp = "/sys/fs/cgroup/unified";
+	/* Moved into the delegated tree by locald-shim: its leaf, or (just moved) the top. */
+	CgroupFacts f = { .mountpoint = mp,
+			  .own = "/sys/fs/cgroup/unified/locald/1000/superd",
+			  .own_writable = true,
+			  .delegated_writable = true,
+			  .uid = 1000 };
+	choose(&f, 0, "/sys/fs/cgroup/unified/locald/1000/services", "delegated by locald-shim");
+	f.own = "/sys/fs/cgroup/unified/locald/1000";
+	choose(&f, 0, "/sys/fs/cgroup/unified/locald/1000/services", "superd runs in");
+	/* Not another uid's, nor a look-alike prefix. */
+	f.own = "/sys/fs/cgroup/unified/locald/10000/superd";
+	f.own_writable = false;
+	choose(&f, -EACCES, NULL, "exists but superd runs outside it");
+	/* Somewhere else below it (a superd run as a service): its own cgroup, as before. */
+	f.own = "/sys/fs/cgroup/unified/locald/1000/services/p/s";
+	f.own_writable = true;
+	choose(&f, 0, "/sys/fs/cgroup/unified/locald/1000/services/p/s/locald-superd",
+	       "own cgroup");
+	/* systemd's user@.service delegation, or root in a writable cgroup. */
+	f = (CgroupFacts){ .mountpoint = "/sys/fs/cgroup",
+			   .own = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app",
+			   .own_writable = true,
+			   .uid = 1000 };
+	choose(&f, 0,
+	       "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app/locald-superd",
+	       "is writable");
+	/* Root may use <root>/locald from anywhere. */
+	f = (CgroupFacts){ .mountpoint = mp,
+			   .own = "/sys/fs/cgroup/unified/x",
+			   .uid = 0,
+			   .mount_writable = true };
+	choose(&f, 0, "/sys/fs/cgroup/unified/locald", "root: superd uses");
+	/* A user with nothing: the fix is named. */
+	f = (CgroupFacts){ .mountpoint = mp,
+			   .own = "/sys/fs/cgroup/unified",
+			   .uid = 1000,
+			   .mount_writable = false };
+	choose(&f, -EACCES, NULL, "sudo localctl admin setup");
+	f.own = NULL;
+	choose(&f, -EACCES, NULL, "/sys/fs/cgroup/unified/locald/1000");
+}
+
 static char *base_or_skip(void)
 {
 	char *base = NULL, *reason = NULL;
