@@ -186,8 +186,10 @@ int cgroup_base_choose(const CgroupFacts *f, char **ret_base, char **ret_why)
 		base = path_join(f->own, "locald-superd");
 		why = strdupf("superd's own cgroup %s is writable", f->own);
 	} else if (f->uid == 0 && f->mount_writable) {
-		base = path_join(f->mountpoint, "locald");
-		why = strdupf("root: superd uses %s/locald", f->mountpoint);
+		/* uid 0's place in the per-uid layout: never beside the users' dirs, so a
+		 * project named "1000" cannot land in uid 1000's delegated cgroup */
+		base = strdupf("%s/locald/0/%s", f->mountpoint, CGROUP_SERVICES_DIR);
+		why = strdupf("root: superd uses %s/locald/0", f->mountpoint);
 	} else if (f->delegated_writable)
 		return set_reason(
 		    ret_why,

@@ -135,7 +135,7 @@ TEST(base_choose)
 			   .own = "/sys/fs/cgroup/unified/x",
 			   .uid = 0,
 			   .mount_writable = true };
-	choose(&f, 0, "/sys/fs/cgroup/unified/locald", "root: superd uses");
+	choose(&f, 0, "/sys/fs/cgroup/unified/locald/0/services", "root: superd uses");
 	/* A user with nothing: the fix is named. */
 	f = (CgroupFacts){ .mountpoint = mp,
 			   .own = "/sys/fs/cgroup/unified",
@@ -207,7 +207,7 @@ TEST(find_base)
 {
 	_cleanup_free_ char *base = base_or_skip();
 	ASSERT_TRUE(base[0] == '/');
-	ASSERT_TRUE(endswith(base, "/locald-superd") || endswith(base, "/locald") ||
+	ASSERT_TRUE(endswith(base, "/locald-superd") || endswith(base, "/locald/0/services") ||
 		    strstr(base, "/locald/") != NULL);
 }
 
