@@ -110,6 +110,10 @@ static int shim_as_user(const char *shim, uid_t uid, gid_t gid, const char *a, c
 	if (pid == 0) {
 		if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
 			_exit(127);
+		/* we print one line per step ourselves; the shim's errors stay on stderr */
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (null >= 0)
+			(void)dup2(null, STDOUT_FILENO);
 		execl(shim, "locald-shim", a, b, (char *)NULL);
 		_exit(127);
 	}
