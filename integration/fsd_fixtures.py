@@ -112,3 +112,98 @@ def mounts(build_binary):
 def fsd_tmp(tmp_path):
     """A scratch dir not under another FUSE mount; removed after the mounts are gone."""
     yield tmp_path
+
+
+# ---- rootless: an unprivileged user, a private /dev/fuse, user namespaces ----
+
+def need_rootless_tools():
+    if os.geteuid() != 0:
+        pytest.skip("the rootless fsd tests create a user and a private /dev/fuse: run as root")
+    for tool in ("useradd", "setpriv", "unshare", "mount", "mknod", "fusermount3"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("/dev/fuse is missing")
+
+
+class RootlessWorld:
+    """A root-owned 0755 directory the test user can traverse: bin/ (copies of the
+    binaries, readable and executable by anyone: build dirs may be private), dev/
+    (the fresh /dev/fuse nodes), and home/ owned by the user for its directories.
+
+    run(body) runs a bash script as root in a private mount and pid namespace (every
+    mount and process in it dies with it, whatever happens): the script first
+    bind-mounts a fresh `fuse_mode` /dev/fuse node over the real one (never changed),
+    then runs `body`. user_cmd(argv, userns) gives the shell words that run argv as
+    the user, optionally in a user namespace where the user is root (unshare -U -r -m)."""
+
+    PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+    def __init__(self, user, binaries):
+        import tempfile
+        self.user = user
+        self.root = Path(tempfile.mkdtemp(prefix="locald-fsdrl-"))
+        os.chmod(self.root, 0o755)
+        self.bin = self.root / "bin"
+        self.dev = self.root / "dev"
+        self.home = self.root / "home"
+        for d in (self.bin, self.dev, self.home):
+            d.mkdir(mode=0o755)
+        os.chown(self.home, user.pw_uid, user.pw_gid)
+        self.exe = {}
+        for src in binaries:
+            dst = self.bin / Path(src).name
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o755)
+            self.exe[Path(src).name] = dst
+
+    def user_dir(self, *names):
+        out = []
+        for n in names:
+            p = self.home / n
+            p.mkdir(mode=0o755)
+            os.chown(p, self.user.pw_uid, self.user.pw_gid)
+            out.append(p)
+        return out
+
+    def user_cmd(self, argv, userns=False, env=()):
+        import shlex
+        words = ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}",
+                 "--clear-groups"]
+        if userns:
+            words += ["unshare", "-U", "-r", "-m"]
+        words += ["env", "-i", f"PATH={self.PATH}", f"HOME={self.home}", *env]
+        return shlex.join(words + [str(a) for a in argv])
+
+    def run(self, body, fuse_mode="0666", timeout=180):
+        import shlex
+        node = self.dev / f"fuse{len(list(self.dev.iterdir()))}"
+        script = "\n".join([
+            "set -e",
+            f"mknod -m {fuse_mode} {shlex.quote(str(node))} c 10 229",
+            f"mount --bind {shlex.quote(str(node))} /dev/fuse",
+            "set +e",
+            body,
+        ])
+        return subprocess.run(
+            ["unshare", "-m", "-p", "-f", "--kill-child", "--mount-proc", "--propagation", "private",
+             "bash", "-c", script],
+            capture_output=True, text=True, timeout=timeout, env={"PATH": self.PATH})
+
+    def cleanup(self):
+        subprocess.run(["rm", "-rf", "--one-file-system", str(self.root)], check=False)
+
+
+def userns_unavailable(world):
+    """None if the user may create a user namespace (with a mount namespace), else why."""
+    r = subprocess.run(["bash", "-c", world.user_cmd(["true"], userns=True)], capture_output=True,
+                       text=True, env={"PATH": RootlessWorld.PATH})
+    if r.returncode == 0:
+        return None
+    why = r.stderr.strip()
+    for knob in ("/proc/sys/kernel/unprivileged_userns_clone", "/proc/sys/user/max_user_namespaces",
+                 "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"):
+        if os.path.exists(knob):
+            with open(knob) as f:
+                why += f"; {knob}={f.read().strip()}"
+    return f"unshare -U -r -m as an unprivileged user fails: {why}"

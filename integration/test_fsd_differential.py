@@ -10,9 +10,16 @@ contents, link counts, symlink targets, user xattrs) must agree. At the end each
 upper is mounted by the other implementation and must show the same tree: what fsd
 writes reads the same under overlayfs, and back.
 
-Reproduce one failure: FSD_DIFF_SEED=<seed> FSD_DIFF_SEQS=1 pytest ... -k differential
+Operations: create, write, append, truncate, read, rename (plain, to a fresh name, and
+RENAME_EXCHANGE through renameat2, also right after a mkdir so that directories move),
+unlink, mkdir, rmdir, link, symlink, chmod, setxattr, mkfifo. A second run holds fsd to
+a tiny fd limit, so that its nodes keep no fds and reopen them per operation.
+
+Reproduce a failure: FSD_DIFF_SEED=<seed> FSD_DIFF_SEQS=<sequence + 1> pytest ... -k differential
+(both printed with the failure; FSD_DIFF_STEPS changes the length of each sequence).
 """
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -22,6 +29,7 @@ import stat
 import pytest
 
 from fsd_fixtures import mounts  # noqa: F401
+from fsd_limits import fsd_mount_low_nofile
 
 SEQS = int(os.environ.get("FSD_DIFF_SEQS", "300"))
 STEPS = int(os.environ.get("FSD_DIFF_STEPS", "25"))
@@ -29,6 +37,18 @@ SEED = int(os.environ.get("FSD_DIFF_SEED", "20261123"))
 
 NAMES = ["a", "b", "h", "s", "p", "d", "d/x", "d/y", "d/e", "d/e/z", "e0", "n1", "n2",
          "d/n3", "e0/n4", "dd", "dd/q", "d/e/n5", "a/x"]
+
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def exchange(a, b):
+    """renameat2(RENAME_EXCHANGE): Python's os has no renameat2."""
+    if _libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), a)
 
 
 def make_base(root):
@@ -83,7 +103,7 @@ def run(fn):
 def gen_op(rng):
     k = rng.choice(["create", "write", "append", "truncate", "rename", "rename", "unlink",
                     "mkdir", "rmdir", "link", "symlink", "chmod", "setxattr", "mkfifo",
-                    "read", "rename_noreplace_dir"])
+                    "read", "rename_noreplace_dir", "exchange", "exchange", "mkdir_exchange"])
     a, b = rng.choice(NAMES), rng.choice(NAMES)
     return (k, a, b, rng.randrange(0, 9000), rng.choice([0o600, 0o644, 0o755, 0o700]),
             rng.randbytes(rng.randrange(0, 300)))
@@ -121,6 +141,11 @@ def apply(root, op):
         finally:
             os.close(fd)
 
+    def mkdir_exchange():
+        # a fresh (pure upper) directory is what overlayfs lets move
+        mk = run(lambda: os.mkdir(pa, mode))
+        return mk, run(lambda: exchange(pa, pb))
+
     fns = {
         "create": create,
         "write": write,
@@ -129,6 +154,8 @@ def apply(root, op):
         "truncate": lambda: os.truncate(pa, n % 7000),
         "rename": lambda: os.rename(pa, pb),
         "rename_noreplace_dir": lambda: os.rename(pa, pb + "_m"),
+        "exchange": lambda: exchange(pa, pb),
+        "mkdir_exchange": mkdir_exchange,
         "unlink": lambda: os.unlink(pa),
         "mkdir": lambda: os.mkdir(pa, mode),
         "rmdir": lambda: os.rmdir(pa),
@@ -150,20 +177,20 @@ def describe(diff_a, diff_b):
     return "\n".join(lines[:20])
 
 
-def test_differential_against_overlayfs(mounts, tmp_path):  # noqa: F811
+def run_differential(mounts, tmp_path, seqs, fsd_mount):
     lower = tmp_path / "lower"
     lower.mkdir()
-    for i in range(SEQS):
+    for i in range(seqs):
         make_base(lower / f"seq{i}")
     dirs = {}
     for n in ["fu", "fw", "fm", "ku", "kw", "km"]:
         dirs[n] = tmp_path / n
         dirs[n].mkdir()
-    mounts.fsd_mount([lower], dirs["fu"], dirs["fw"], dirs["fm"], "noignore")
+    fsd_mount([lower], dirs["fu"], dirs["fw"], dirs["fm"])
     mounts.overlay_mount([lower], dirs["ku"], dirs["kw"], dirs["km"])
 
     rng0 = random.Random(SEED)
-    seeds = [rng0.randrange(1 << 30) for _ in range(SEQS)]
+    seeds = [rng0.randrange(1 << 30) for _ in range(seqs)]
     for i, seed in enumerate(seeds):
         rng = random.Random(seed)
         fr, kr = dirs["fm"] / f"seq{i}", dirs["km"] / f"seq{i}"
@@ -172,7 +199,8 @@ def test_differential_against_overlayfs(mounts, tmp_path):  # noqa: F811
             op = gen_op(rng)
             history.append(op[:3])
             rf, rk = apply(fr, op), apply(kr, op)
-            ctx = f"seed {seed} (sequence {i}), step {step}: {history[-6:]}"
+            ctx = (f"FSD_DIFF_SEED={SEED} sequence {i} (seed {seed}), step {step}: "
+                   f"{history[-6:]}")
             assert rf == rk, f"{ctx}\n  result fsd={rf} overlayfs={rk}"
             sf, sk = snapshot(fr), snapshot(kr)
             assert sf == sk, f"{ctx}\n{describe(sf, sk)}"
@@ -190,6 +218,20 @@ def test_differential_against_overlayfs(mounts, tmp_path):  # noqa: F811
     assert kf == final_f, "fsd's upper under overlayfs:\n" + describe(final_f, kf)
     fk = snapshot(tmp_path / "x2")
     assert fk == final_k, "overlayfs's upper under fsd:\n" + describe(fk, final_k)
+
+
+def test_differential_against_overlayfs(mounts, tmp_path):  # noqa: F811
+    run_differential(mounts, tmp_path, SEQS,
+                     lambda lowers, u, w, m: mounts.fsd_mount(lowers, u, w, m, "noignore"))
+
+
+def test_differential_past_the_fd_budget(mounts, tmp_path):  # noqa: F811
+    """The same (fewer sequences) with fsd held to 64 fds, a budget of 32 node fds for
+    a tree of hundreds of directories: nearly every node opens its fds per operation
+    from an ancestor's, through copy-ups, renames and exchanges."""
+    run_differential(mounts, tmp_path, max(1, SEQS // 5),
+                     lambda lowers, u, w, m: fsd_mount_low_nofile(
+                         mounts, lowers, u, w, m, 64, "noignore,threads=2"))
 
 
 def test_inode_numbers_stable_across_copy_up(mounts, tmp_path):  # noqa: F811

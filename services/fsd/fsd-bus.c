@@ -158,8 +158,18 @@ static int on_mount(BusCall *call, const BusRequest *req, void *userdata)
 	FsdMount *m = NULL;
 	_cleanup_free_ char *err = NULL;
 	int r = fsd_mount_start(&spec, &m, &err);
-	if (r < 0)
-		return bus_call_reply_errno(&call, r, NULL, "Mount: %s", strempty(err)), 0;
+	if (r < 0) {
+		/* "what failed (hint: what to do)": the hint goes in its own field, so
+		 * localctl prints it on its own line */
+		char *hint = err ? strstr(err, " (hint: ") : NULL;
+		if (hint && endswith(hint, ")")) {
+			*hint = 0;
+			hint += STRLEN(" (hint: ");
+			hint[strlen(hint) - 1] = 0;
+		} else
+			hint = NULL;
+		return bus_call_reply_errno(&call, r, hint, "Mount: %s", strempty(err)), 0;
+	}
 	d->mounts[d->n_mounts++] = m;
 	save_state(d);
 	log_info("mounted %s", fsd_mount_spec(m)->mountpoint);

@@ -84,30 +84,25 @@ static int work_dirfd(Fs *fs)
 	return d < 0 ? -errno : d;
 }
 
-static int upper_dirfd(int pathfd)
-{
-	char p[32];
-	fd_path(pathfd, p);
-	int d = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return d < 0 ? -errno : d;
-}
-
 int copy_up_dir(Fs *fs, Node *n)
 {
-	if (n->dirs[FSD_UPPER] >= 0)
+	if (dir_has_part(n, FSD_UPPER))
 		return 0;
 	if (!n->parent)
 		return -ESTALE;
 	int r = copy_up_dir(fs, n->parent);
 	if (r < 0)
 		return r;
+	PIN(fs, n, src);
+	if (src < 0)
+		return src;
 	struct stat st;
-	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH) < 0)
+	if (fstatat(src, "", &st, AT_EMPTY_PATH) < 0)
 		return -errno;
 	_cleanup_close_ int w = work_dirfd(fs);
 	if (w < 0)
 		return w;
-	_cleanup_close_ int pu = upper_dirfd(n->parent->dirs[FSD_UPPER]);
+	_cleanup_close_ int pu = node_upper_dir_open(fs, n->parent);
 	if (pu < 0)
 		return pu;
 	char tmp[64];
@@ -118,7 +113,7 @@ int copy_up_dir(Fs *fs, Node *n)
 	if (f < 0)
 		r = -errno;
 	else
-		r = copy_attrs(fs, n->fd, f, &st);
+		r = copy_attrs(fs, src, f, &st);
 	if (r >= 0 && renameat(w, tmp, pu, n->name) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -128,8 +123,7 @@ int copy_up_dir(Fs *fs, Node *n)
 	struct stat ust;
 	if (fstat(f, &ust) == 0)
 		fs_ino_remember(fs, ust.st_ino, n->ino);
-	n->dirs[FSD_UPPER] = TAKE_FD(f);
-	n->fd = n->dirs[FSD_UPPER];
+	node_keep_dir_fd(fs, n, FSD_UPPER, TAKE_FD(f));
 	n->layer = FSD_UPPER;
 	STAT_INC(fs, copy_ups);
 	return 0;
@@ -199,7 +193,7 @@ int copy_up(Fs *fs, Node *n, bool with_data)
 	_cleanup_close_ int w = work_dirfd(fs);
 	if (w < 0)
 		return w;
-	_cleanup_close_ int pu = upper_dirfd(n->parent->dirs[FSD_UPPER]);
+	_cleanup_close_ int pu = node_upper_dir_open(fs, n->parent);
 	if (pu < 0)
 		return pu;
 	char tmp[64];

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,28 +78,119 @@ void node_del_link(Fs *fs, Node *n)
 static void node_destroy(Fs *fs, Node *n)
 {
 	node_del_link(fs, n);
+	uint64_t kept = 0;
 	if (n->dirs) {
 		for (int l = 0; l < fs->n_layers; l++)
-			safe_close(n->dirs[l]);
+			if (n->dirs[l] >= 0) {
+				safe_close(n->dirs[l]);
+				kept++;
+			}
 		free(n->dirs);
 	} else if (n->fd >= 0) {
 		safe_close(n->fd);
-		__atomic_sub_fetch(&fs->file_fds, 1, __ATOMIC_RELAXED);
+		kept++;
 	}
+	if (kept)
+		__atomic_sub_fetch(&fs->node_fds, kept, __ATOMIC_RELAXED);
 	free(n->name);
 	free(n);
 }
 
-int node_pin(Fs *fs, Node *n, int *tmp)
+static bool budget_take(Fs *fs)
+{
+	if (__atomic_add_fetch(&fs->node_fds, 1, __ATOMIC_RELAXED) <= fs->fd_budget)
+		return true;
+	__atomic_sub_fetch(&fs->node_fds, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+/* A node that dropped its fd keeps one it had to open again, if the budget has room
+ * by now. Shared ns_lock: another thread may race us to it; slots only go from
+ * "dropped" to an fd here, and fds are closed only with ns_lock exclusive or when
+ * the node dies, so a reader holding either value is safe. */
+static bool adopt_fd(Fs *fs, int *slot, int dropped, int fd)
+{
+	if (!budget_take(fs))
+		return false;
+	if (__atomic_compare_exchange_n(slot, &dropped, fd, false, __ATOMIC_RELEASE,
+					__ATOMIC_RELAXED))
+		return true;
+	__atomic_sub_fetch(&fs->node_fds, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+int node_dir_pin(Fs *fs, Node *n, int layer, int *tmp)
 {
 	*tmp = -1;
-	if (n->fd >= 0)
-		return n->fd;
-	if (!n->parent || n->parent->dirs[n->layer] < 0)
+	int f = __atomic_load_n(&n->dirs[layer], __ATOMIC_ACQUIRE);
+	if (f >= 0)
+		return f;
+	if (f == -1)
+		return -ENOENT;
+
+	/* The path from the nearest ancestor that keeps an fd for this layer (a part of a
+	 * directory implies a part of its parent in the same layer; the root keeps all),
+	 * written right to left, then walked one O_NOFOLLOW component at a time. */
+	char path[PATH_MAX];
+	size_t pos = sizeof path - 1;
+	path[pos] = 0;
+	const Node *a = n;
+	int base;
+	for (;;) {
+		if (!a->parent)
+			return -ESTALE; /* gone from the namespace */
+		size_t l = strlen(a->name);
+		if (l + 1 > pos)
+			return -ENAMETOOLONG;
+		pos -= l;
+		memcpy(path + pos, a->name, l);
+		path[--pos] = '/';
+		a = a->parent;
+		base = __atomic_load_n(&a->dirs[layer], __ATOMIC_ACQUIRE);
+		if (base >= 0)
+			break;
+		if (base == -1)
+			return -ESTALE;
+	}
+	int cur = -1;
+	for (char *c = path + pos + 1; *c;) {
+		char *e = strchr(c, '/');
+		if (e)
+			*e = 0;
+		int nf =
+		    openat(cur >= 0 ? cur : base, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int err = errno;
+		safe_close(cur);
+		if (nf < 0)
+			return -err;
+		cur = nf;
+		c = e ? e + 1 : c + strlen(c);
+	}
+	if (adopt_fd(fs, &n->dirs[layer], FSD_FD_DROPPED, cur))
+		return cur;
+	*tmp = cur;
+	return cur;
+}
+
+int node_pin(Fs *fs, Node *n, int *tmp)
+{
+	if (node_is_dir(n))
+		return node_dir_pin(fs, n, n->layer, tmp);
+	*tmp = -1;
+	int f = __atomic_load_n(&n->fd, __ATOMIC_ACQUIRE);
+	if (f >= 0)
+		return f;
+	if (!n->parent)
 		return -ESTALE;
-	int f = openat(n->parent->dirs[n->layer], n->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int ptmp = -1;
+	int pfd = node_dir_pin(fs, n->parent, n->layer, &ptmp);
+	if (pfd < 0)
+		return pfd == -ENOENT ? -ESTALE : pfd;
+	f = openat(pfd, n->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (f < 0)
 		return -errno;
+	if (adopt_fd(fs, &n->fd, -1, f))
+		return f;
 	*tmp = f;
 	return f;
 }
@@ -110,12 +202,44 @@ void node_keep_fd(Fs *fs, Node *n, int fd)
 		n->fd = fd;
 		return;
 	}
-	if (__atomic_add_fetch(&fs->file_fds, 1, __ATOMIC_RELAXED) > fs->fd_budget) {
-		__atomic_sub_fetch(&fs->file_fds, 1, __ATOMIC_RELAXED);
+	if (!budget_take(fs)) {
 		safe_close(fd);
 		return;
 	}
 	n->fd = fd;
+}
+
+void node_keep_dir_fd(Fs *fs, Node *n, int layer, int fd)
+{
+	if (n->dirs[layer] >= 0) {
+		safe_close(n->dirs[layer]);
+		n->dirs[layer] = fd;
+		return;
+	}
+	if (!budget_take(fs)) {
+		safe_close(fd);
+		fd = FSD_FD_DROPPED;
+	}
+	n->dirs[layer] = fd;
+}
+
+int node_upper_dir_open(Fs *fs, Node *n)
+{
+	DIR_PIN(fs, n, FSD_UPPER, pfd);
+	if (pfd < 0)
+		return pfd;
+	char p[32];
+	fd_path(pfd, p);
+	int d = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return d < 0 ? -errno : d;
+}
+
+bool dir_has_lower(Fs *fs, const Node *n)
+{
+	for (int l = 1; l < fs->n_layers; l++)
+		if (dir_has_part(n, l))
+			return true;
+	return false;
 }
 
 void node_free_fresh(Fs *fs, Node *n)
@@ -208,6 +332,24 @@ void node_rehash(Fs *fs, Node *n, Node *new_parent, char *new_name)
 		old_parent->nchildren--;
 		maybe_free(fs, old_parent);
 	}
+}
+
+void node_exchange(Fs *fs, Node *a, Node *b)
+{
+	unlink_from_bucket(fs, a);
+	unlink_from_bucket(fs, b);
+	Node *p = a->parent;
+	char *name = a->name;
+	a->parent = b->parent;
+	a->name = b->name;
+	b->parent = p;
+	b->name = name;
+	size_t h = hash_key(a->parent, a->name, fs->n_buckets);
+	a->hnext = fs->buckets[h];
+	fs->buckets[h] = a;
+	h = hash_key(b->parent, b->name, fs->n_buckets);
+	b->hnext = fs->buckets[h];
+	fs->buckets[h] = b;
 }
 
 static void maybe_free(Fs *fs, Node *n)

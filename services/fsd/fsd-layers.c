@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fsd.h"
@@ -35,20 +36,50 @@ static int open_layer(const char *path, int *ret_fd, struct stat *ret_st)
 	return 0;
 }
 
-/* Can we make 0/0 character devices (root, or a user namespace on Linux ≥ 5.8)? */
-static bool probe_mknod_whiteout(Fs *fs)
+/*
+ * Which on-disk forms the upper takes is probed in the work dir (same filesystem as
+ * the upper), never guessed from the euid: inside a user namespace we are uid 0 yet
+ * the kernel refuses trusted.* xattrs, and whether a 0/0 character device may be made
+ * depends on the kernel (any user since Linux 5.8) and on the filesystem.
+ */
+
+/* Can we make 0/0 character devices (the kernel's whiteout)? */
+static bool probe_mknod_whiteout(Fs *fs, int wfd)
 {
 	char name[64];
 	work_tmpname(fs, name);
-	char wp[32];
-	fd_path(fs->work_fd, wp);
-	_cleanup_close_ int wfd = open(wp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (wfd < 0)
-		return false;
 	if (mknodat(wfd, name, S_IFCHR | 0, makedev(0, 0)) < 0)
 		return false;
 	(void)unlinkat(wfd, name, 0);
 	return true;
+}
+
+/* Can we set trusted.* xattrs (CAP_SYS_ADMIN in the initial user namespace)? If not,
+ * the upper is written in overlayfs' `userxattr` form (user.overlay.*). */
+static bool probe_trusted_xattr(Fs *fs, int wfd)
+{
+	char name[64];
+	work_tmpname(fs, name);
+	if (mkdirat(wfd, name, 0700) < 0)
+		return false;
+	bool ok = false;
+	int d = openat(wfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d >= 0) {
+		ok = fsetxattr(d, "trusted.overlay.opaque", "y", 1, 0) == 0;
+		close(d);
+	}
+	(void)unlinkat(wfd, name, AT_REMOVEDIR);
+	return ok;
+}
+
+static void probe_forms(Fs *fs)
+{
+	char wp[32];
+	fd_path(fs->work_fd, wp);
+	_cleanup_close_ int wfd = open(wp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fs->aufs_whiteouts = wfd < 0 || !probe_mknod_whiteout(fs, wfd);
+	fs->opaque_xattr = wfd >= 0 && probe_trusted_xattr(fs, wfd) ? "trusted.overlay.opaque"
+								    : "user.overlay.opaque";
 }
 
 int fs_new(const FsConfig *config, Fs **ret)
@@ -107,8 +138,7 @@ int fs_new(const FsConfig *config, Fs **ret)
 		goto fail;
 	}
 
-	fs->aufs_whiteouts = !probe_mknod_whiteout(fs);
-	fs->opaque_xattr = geteuid() == 0 ? "trusted.overlay.opaque" : "user.overlay.opaque";
+	probe_forms(fs);
 
 	/* The root: a directory present in every layer. */
 	Node *root = node_new(fs, S_IFDIR);

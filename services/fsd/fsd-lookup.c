@@ -43,21 +43,29 @@ int fs_getattr(Fs *fs, Node *n, struct stat *st)
 		/* overlayfs: a merged directory does not count its subdirectories */
 		int parts = 0;
 		for (int l = 0; l < fs->n_layers; l++)
-			parts += n->dirs[l] >= 0;
+			parts += dir_has_part(n, l);
 		if (parts > 1)
 			st->st_nlink = 1;
 	}
 	return 0;
 }
 
+double fs_attr_timeout(Fs *fs, const Node *n, const struct stat *st)
+{
+	if (!node_is_dir(n) && n->layer != FSD_UPPER && st->st_nlink > 1)
+		return 0;
+	return fs->timeout;
+}
+
 bool fs_lower_has(Fs *fs, Node *parent, const char *name, bool *ret_is_dir)
 {
 	struct stat st;
 	for (int l = 1; l < fs->n_layers; l++) {
-		if (parent->dirs[l] < 0)
+		DIR_PIN(fs, parent, l, d);
+		if (d < 0)
 			continue;
-		if (fstatat(parent->dirs[l], name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (fs->aufs_whiteouts && whiteout_aufs_exists(parent->dirs[l], name))
+		if (fstatat(d, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (fs->aufs_whiteouts && whiteout_aufs_exists(d, name))
 				return false;
 			continue;
 		}
@@ -73,15 +81,18 @@ bool fs_lower_has(Fs *fs, Node *parent, const char *name, bool *ret_is_dir)
 /* Build a fresh node for parent/name from the layers; ENOENT when absent. */
 static int resolve(Fs *fs, Node *parent, const char *name, Node **ret, struct stat *ret_st)
 {
-	_cleanup_close_ int fd = -1;
 	Node *n = NULL;
 	struct stat st;
 	int r = -ENOENT;
 
 	for (int l = 0; l < fs->n_layers; l++) {
-		int d = parent->dirs[l];
-		if (d < 0)
+		if (!dir_has_part(parent, l))
 			continue;
+		DIR_PIN(fs, parent, l, d);
+		if (d < 0) {
+			r = d;
+			break;
+		}
 		if (fstatat(d, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno != ENOENT && errno != ENOTDIR) {
 				r = -errno;
@@ -115,10 +126,10 @@ static int resolve(Fs *fs, Node *parent, const char *name, Node **ret, struct st
 				r = 0;
 				break;
 			}
-			n->dirs[l] = f;
-			n->fd = f;
 			r = 0;
-			if (dir_is_opaque(fs, f))
+			bool opaque = dir_is_opaque(fs, f);
+			node_keep_dir_fd(fs, n, l, f);
+			if (opaque)
 				break;
 			continue;
 		}
@@ -128,8 +139,9 @@ static int resolve(Fs *fs, Node *parent, const char *name, Node **ret, struct st
 		int f = openat(d, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
 		if (f < 0)
 			break;
-		n->dirs[l] = f;
-		if (dir_is_opaque(fs, f))
+		bool opaque = dir_is_opaque(fs, f);
+		node_keep_dir_fd(fs, n, l, f);
+		if (opaque)
 			break;
 	}
 	if (r < 0) {

@@ -7,12 +7,14 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +24,7 @@
 #include <fuse_lowlevel.h>
 
 #include "fsd-mount.h"
+#include "log.h"
 #include "paths.h"
 #include "strutil.h"
 #include "time-util.h"
@@ -230,6 +233,141 @@ int mount_spec_load_ignore(const MountSpec *s, Ignore **ret, char **ret_error)
 	return 0;
 }
 
+/* ---- rootless: fusermount3, /dev/fuse, libfuse's messages ---- */
+
+/* Where libfuse looks for it first; then $PATH. */
+#define FUSERMOUNT_PATH "/usr/bin/fusermount3"
+
+static int fusermount_find(char **ret)
+{
+	if (access(FUSERMOUNT_PATH, X_OK) == 0)
+		return (*ret = strdup(FUSERMOUNT_PATH)) ? 0 : -ENOMEM;
+	const char *path = getenv("PATH");
+	if (isempty(path))
+		return -ENOENT;
+	for (const char *p = path;;) {
+		size_t n = strcspn(p, ":");
+		if (n > 0) {
+			char *cand = strdupf("%.*s/fusermount3", (int)n, p);
+			if (!cand)
+				return -ENOMEM;
+			if (access(cand, X_OK) == 0) {
+				*ret = cand;
+				return 0;
+			}
+			free(cand);
+		}
+		if (!p[n])
+			return -ENOENT;
+		p += n + 1;
+	}
+}
+
+/*
+ * What libfuse will need to mount, checked first: a failure then is one line naming
+ * what is missing and how to get it, instead of libfuse's and fusermount3's stderr.
+ * /dev/fuse is opened by us in every mode (libfuse opens it before it would fall back
+ * to fusermount3). An euid of 0 is root or the root of a user namespace, which mounts
+ * FUSE with mount(2) itself; anyone else mounts through the setuid fusermount3.
+ */
+static int mount_preflight(const char *mountpoint, char **ret_error)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+		bool missing = r == -ENOENT || r == -ENODEV || r == -ENXIO;
+		*ret_error = strdupf(
+		    "cannot open /dev/fuse: %s (hint: %s)", strerror(-r),
+		    missing ? "load the fuse module (modprobe fuse); in a container, pass "
+			      "/dev/fuse in"
+			    : "make /dev/fuse 0666 (the fuse3 package's udev rule does), or "
+			      "add the user to the group that owns it");
+		return r;
+	}
+	close(fd);
+	if (geteuid() == 0)
+		return 0;
+
+	_cleanup_free_ char *fm = NULL;
+	int r = fusermount_find(&fm);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		*ret_error = strdup("fusermount3 not found (in " FUSERMOUNT_PATH " or $PATH) "
+				    "(hint: install the fuse3 package, or run locald-fsd as root "
+				    "or in a user namespace with its own mount namespace: "
+				    "unshare -U -r -m)");
+		return -ENOENT;
+	}
+	struct stat st;
+	struct statvfs sv;
+	if (stat(fm, &st) < 0 || !(st.st_mode & S_ISUID) || st.st_uid != 0 ||
+	    (statvfs(fm, &sv) == 0 && (sv.f_flag & ST_NOSUID))) {
+		*ret_error = strdupf("%s is not setuid root here, so it cannot mount for "
+				     "the user (hint: reinstall the fuse3 package, or run "
+				     "locald-fsd in a user namespace: unshare -U -r -m)",
+				     fm);
+		return -EPERM;
+	}
+	/* fusermount3 mounts only on directories the user may write to */
+	if (access(mountpoint, W_OK) < 0 ||
+	    (stat(mountpoint, &st) == 0 && (st.st_mode & S_ISVTX) && st.st_uid != getuid())) {
+		*ret_error = strdupf("mountpoint %s is not writable by uid %u (hint: fusermount3 "
+				     "mounts only on a directory the user owns or may write to)",
+				     mountpoint, (unsigned)getuid());
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* libfuse's messages while a mount is being set up on this thread go into the error
+ * line (one line, not libfuse's stderr); at other times into our log. */
+#define FUSE_MSG_MAX 256
+static _Thread_local char *fuse_msg;
+
+_printf_(2, 0) static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char buf[FUSE_MSG_MAX];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	size_t n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	if (fuse_msg) {
+		if (!fuse_msg[0] && level <= FUSE_LOG_WARNING)
+			memcpy(fuse_msg, buf, n + 1);
+		return;
+	}
+	if (level <= FUSE_LOG_ERR)
+		log_error("%s", buf);
+	else if (level <= FUSE_LOG_WARNING)
+		log_warning("%s", buf);
+	else
+		log_debug("%s", buf);
+}
+
+/* A stop interrupts the session thread's wait with this signal when it cannot abort
+ * the connection (see join_session); only that thread takes it. */
+static int wake_signal(void)
+{
+	return SIGRTMIN + 2;
+}
+
+static void on_wake(int sig)
+{
+	(void)sig;
+}
+
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+
+static void setup(void)
+{
+	fuse_set_log_func(fuse_log_sink);
+	/* no SA_RESTART: the point is to end the wait */
+	struct sigaction sa = { .sa_handler = on_wake };
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(wake_signal(), &sa, NULL);
+}
+
 int fsd_unmount_stale(const char *path)
 {
 	if (umount2(path, MNT_DETACH) == 0)
@@ -239,6 +377,9 @@ int fsd_unmount_stale(const char *path)
 	if (errno != EPERM)
 		return -errno;
 	/* not root: fusermount3 does it for the mount's owner */
+	_cleanup_free_ char *fm = NULL;
+	if (fusermount_find(&fm) < 0)
+		return -EPERM;
 	pid_t pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -248,7 +389,7 @@ int fsd_unmount_stale(const char *path)
 			dup2(nul, 1);
 			dup2(nul, 2);
 		}
-		execlp("fusermount3", "fusermount3", "-u", "-z", "--", path, (char *)NULL);
+		execl(fm, "fusermount3", "-u", "-z", "--", path, (char *)NULL);
 		_exit(127);
 	}
 	int status;
@@ -260,6 +401,10 @@ int fsd_unmount_stale(const char *path)
 static void *session_thread(void *userdata)
 {
 	FsdMount *m = userdata;
+	sigset_t wake;
+	sigemptyset(&wake);
+	sigaddset(&wake, wake_signal());
+	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	if (cfg) {
 		unsigned n = m->spec.max_threads ? m->spec.max_threads : FSD_MAX_THREADS_DEFAULT;
@@ -283,6 +428,7 @@ static void *session_thread(void *userdata)
 int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error)
 {
 	*ret_error = NULL;
+	pthread_once(&setup_once, setup);
 	FsdMount *m = calloc(1, sizeof(FsdMount));
 	if (!m)
 		return -ENOMEM;
@@ -328,10 +474,19 @@ int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error)
 		r = -EIO;
 		goto fail;
 	}
-	if (fuse_session_mount(m->se, m->spec.mountpoint) != 0) {
-		*ret_error =
-		    strdupf("mounting on %s failed (is /dev/fuse usable? fusermount3 installed?)",
-			    m->spec.mountpoint);
+	r = mount_preflight(m->spec.mountpoint, ret_error);
+	if (r < 0)
+		goto fail;
+	char msg[FUSE_MSG_MAX] = "";
+	fuse_msg = msg;
+	r = fuse_session_mount(m->se, m->spec.mountpoint);
+	fuse_msg = NULL;
+	if (r != 0) {
+		*ret_error = strdupf("mounting on %s failed: %s (hint: %s)", m->spec.mountpoint,
+				     msg[0] ? msg : "libfuse gave no reason",
+				     geteuid() == 0 ? "in a user namespace, FUSE mounts only in a "
+						      "mount namespace it owns: unshare -U -r -m"
+						    : "check that fusermount3 works for this user");
 		r = -EPERM;
 		goto fail;
 	}
@@ -377,7 +532,8 @@ static dev_t mountinfo_dev(const char *path)
 	return dev;
 }
 
-static void abort_connection(dev_t dev)
+/* Abort through fusectl (root only): the session threads then see ENODEV. */
+static bool abort_connection(dev_t dev)
 {
 	char p[64];
 	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", minor(dev));
@@ -385,9 +541,46 @@ static void abort_connection(dev_t dev)
 	if (fd < 0 && errno == ENOENT &&
 	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL) == 0)
 		fd = open(p, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)!write(fd, "1", 1);
-		close(fd);
+	if (fd < 0)
+		return false;
+	bool ok = write(fd, "1", 1) == 1;
+	close(fd);
+	return ok;
+}
+
+static void deadline_in(struct timespec *ts, long msec)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += msec / 1000;
+	ts->tv_nsec += (msec % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Wait for the session thread after the unmount. Open files keep a lazily unmounted
+ * connection alive: give them a moment, then abort it. Without fusectl (rootless),
+ * interrupt the loop's wait instead: libfuse then cancels its workers, and closing
+ * the last /dev/fuse fd ends the connection just the same (open files get ENOTCONN).
+ * The signal is repeated because it may arrive just before the thread starts waiting.
+ */
+static void join_session(FsdMount *m)
+{
+	struct timespec ts;
+	deadline_in(&ts, 2000);
+	if (pthread_timedjoin_np(m->thread, NULL, &ts) == 0)
+		return;
+	if (m->dev && abort_connection(m->dev)) {
+		pthread_join(m->thread, NULL);
+		return;
+	}
+	for (;;) {
+		(void)pthread_kill(m->thread, wake_signal());
+		deadline_in(&ts, 100);
+		if (pthread_timedjoin_np(m->thread, NULL, &ts) == 0)
+			return;
 	}
 }
 
@@ -400,16 +593,7 @@ FsdMount *fsd_mount_stop(FsdMount *m)
 		m->dev = mountinfo_dev(m->spec.mountpoint);
 		if (!__atomic_load_n(&m->ended, __ATOMIC_ACQUIRE))
 			(void)fsd_unmount_stale(m->spec.mountpoint);
-		/* Open files keep a lazily unmounted connection alive: give them a moment,
-		 * then abort it so the threads see ENODEV. */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 2;
-		if (pthread_timedjoin_np(m->thread, NULL, &ts) != 0) {
-			if (m->dev)
-				abort_connection(m->dev);
-			pthread_join(m->thread, NULL);
-		}
+		join_session(m);
 	}
 	if (m->se) {
 		if (!m->thread_started)

@@ -41,7 +41,9 @@ int mount_spec_resolve(MountSpec *s, char **ret_error);
 int mount_spec_load_ignore(const MountSpec *s, Ignore **ret, char **ret_error);
 
 /*
- * Mount and start serving. ret_error gets a one-line reason on failure. The spec is
+ * Mount and start serving: as root, as the root of a user namespace (mount(2)), or as
+ * an ordinary user (the setuid fusermount3). ret_error gets a one-line reason with a
+ * hint on failure (what is missing: /dev/fuse access, fusermount3, ...). The spec is
  * copied. A stale mount on the mountpoint (a dead fsd's) is lazily unmounted first.
  */
 int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error);

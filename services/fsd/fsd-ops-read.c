@@ -27,7 +27,7 @@ void fill_entry(Fs *fs, Node *n, const struct stat *st, struct fuse_entry_param 
 	memset(e, 0, sizeof *e);
 	e->ino = (fuse_ino_t)(uintptr_t)n;
 	e->attr = *st;
-	e->attr_timeout = fs->timeout;
+	e->attr_timeout = fs_attr_timeout(fs, n, st);
 	e->entry_timeout = fs->timeout;
 }
 
@@ -110,12 +110,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	Fs *fs = req_fs(req);
 	struct stat st;
+	Node *n = ino_node(fs, ino);
 	RD_LOCK(fs);
-	int r = fs_getattr(fs, ino_node(fs, ino), &st);
+	int r = fs_getattr(fs, n, &st);
+	double timeout = r < 0 ? 0 : fs_attr_timeout(fs, n, &st);
 	UNLOCK(fs);
 	if (r < 0)
 		return reply_err(fs, req, r);
-	fuse_reply_attr(req, &st, fs->timeout);
+	fuse_reply_attr(req, &st, timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -20,14 +20,6 @@
 #include "fsd-ops.h"
 #include "strutil.h"
 
-static int upper_dir_open(Fs *fs, Node *dir)
-{
-	char p[32];
-	fd_path(dir->dirs[FSD_UPPER], p);
-	int d = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return d < 0 ? -errno : d;
-}
-
 /* Make sure `name` is free in the merged view of `dir` and that dir is in upper.
  * ret_whiteout: the upper holds a whiteout there (removed here). */
 static int prepare_create(Fs *fs, Node *dir, const char *name, bool *ret_whiteout, int *ret_ufd)
@@ -48,7 +40,7 @@ static int prepare_create(Fs *fs, Node *dir, const char *name, bool *ret_whiteou
 	r = copy_up_dir(fs, dir);
 	if (r < 0)
 		return r;
-	int d = upper_dir_open(fs, dir);
+	int d = node_upper_dir_open(fs, dir);
 	if (d < 0)
 		return d;
 	bool wh = false;
@@ -296,7 +288,7 @@ out:
 	UNLOCK(fs);
 	if (r < 0)
 		return reply_err(fs, req, r);
-	fuse_reply_attr(req, &st, fs->timeout);
+	fuse_reply_attr(req, &st, fs_attr_timeout(fs, n, &st));
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
@@ -355,12 +347,13 @@ static int remove_entry(Fs *fs, Node *dir, const char *name, Node *n)
 	int r = copy_up_dir(fs, dir);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int d = upper_dir_open(fs, dir);
+	_cleanup_close_ int d = node_upper_dir_open(fs, dir);
 	if (d < 0)
 		return d;
-	if (node_in_upper(n) || (node_is_dir(n) && n->dirs[FSD_UPPER] >= 0)) {
+	if (node_in_upper(n)) {
 		if (node_is_dir(n)) {
-			r = fs_clear_upper_dir(fs, n->dirs[FSD_UPPER]);
+			DIR_PIN(fs, n, FSD_UPPER, nfd);
+			r = nfd < 0 ? nfd : fs_clear_upper_dir(fs, nfd);
 			if (r < 0)
 				return r;
 		}
@@ -368,7 +361,7 @@ static int remove_entry(Fs *fs, Node *dir, const char *name, Node *n)
 			return -errno;
 	}
 	if (fs_lower_has(fs, dir, name, NULL)) {
-		r = whiteout_create(fs, dir->dirs[FSD_UPPER], name);
+		r = whiteout_create(fs, d, name);
 		if (r < 0)
 			return r;
 	}
@@ -419,109 +412,98 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	remove_common(req, parent, name, true);
 }
 
-static bool dir_has_lower(Fs *fs, Node *n)
+/* Take away a whiteout (either form) at `name` in the upper dir `d`. */
+static void whiteout_remove(Fs *fs, int d, const char *name)
 {
-	for (int l = 1; l < fs->n_layers; l++)
-		if (n->dirs[l] >= 0)
-			return true;
-	return false;
+	struct stat st;
+	if (fstatat(d, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st_is_whiteout(&st))
+		(void)unlinkat(d, name, 0);
+	else if (fs->aufs_whiteouts && whiteout_aufs_exists(d, name)) {
+		char w[NAME_MAX + 8];
+		snprintf(w, sizeof w, ".wh.%s", name);
+		(void)unlinkat(d, w, 0);
+	}
 }
 
-void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-	       const char *newname, unsigned int flags)
+/* A directory about to move into a merged directory (one with lower parts) is marked
+ * opaque first, as overlayfs does, so that a lower directory of the same name never
+ * merges into it. `d`/`name`: where it is in the upper now. */
+static int mark_moving_dir(Fs *fs, Node *n, int d, const char *name, Node *new_parent)
 {
-	Fs *fs = req_fs(req);
-	Node *dir = ino_node(fs, parent), *ndir = ino_node(fs, newparent);
-	Node *src = NULL, *dst = NULL;
-	struct stat st;
+	if (!node_is_dir(n) || !dir_has_lower(fs, new_parent))
+		return 0;
+	_cleanup_close_ int f = openat(d, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	if (dir_is_opaque(fs, f))
+		return 0;
+	return dir_set_opaque(fs, f);
+}
+
+static int dir_check_empty(Fs *fs, Node *n)
+{
+	DirList l;
+	int r = fs_list_dir(fs, n, true, &l);
+	if (r < 0)
+		return r;
+	bool empty = l.n == 0;
+	dir_list_done(&l);
+	return empty ? 0 : -ENOTEMPTY;
+}
+
+/* Whether node n is hashed under parent/name (an upper hard link may be hashed under
+ * another of its names, having been found through the link table). */
+static bool node_hashed_at(const Node *n, const Node *parent, const char *name)
+{
+	return n->hashed && n->parent == parent && streq(n->name, name);
+}
+
+static int do_rename(Fs *fs, Node *dir, const char *name, Node *ndir, const char *newname,
+		     unsigned int flags, Node *src, Node *dst)
+{
 	_cleanup_close_ int sd = -1, dd = -1;
-	if (flags & ~RENAME_NOREPLACE)
-		return reply_err(fs, req, -EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
-	WR_LOCK(fs);
-	int r = fs_lookup(fs, dir, name, &src, &st);
-	if (r < 0)
-		goto out;
-	r = fs_lookup(fs, ndir, newname, &dst, &st);
-	if (r == -ENOENT) {
-		dst = NULL;
-		r = 0;
-	}
-	if (r < 0)
-		goto out;
-	if (dst == src)
-		goto out; /* same object: nothing to do */
-	if (dst && (flags & RENAME_NOREPLACE)) {
-		r = -EEXIST;
-		goto out;
-	}
+	if (dst && (flags & RENAME_NOREPLACE))
+		return -EEXIST;
 	if (dst) {
-		if (node_is_dir(src) && !node_is_dir(dst)) {
-			r = -ENOTDIR;
-			goto out;
-		}
-		if (!node_is_dir(src) && node_is_dir(dst)) {
-			r = -EISDIR;
-			goto out;
-		}
+		if (node_is_dir(src) && !node_is_dir(dst))
+			return -ENOTDIR;
+		if (!node_is_dir(src) && node_is_dir(dst))
+			return -EISDIR;
 	}
 	/* overlayfs checks this before the target's emptiness */
-	if (node_is_dir(src) && dir_has_lower(fs, src)) {
-		r = -EXDEV;
-		goto out;
-	}
-	if (dst) {
-		if (node_is_dir(dst)) {
-			DirList l;
-			r = fs_list_dir(fs, dst, true, &l);
-			if (r < 0)
-				goto out;
-			bool empty = l.n == 0;
-			dir_list_done(&l);
-			if (!empty) {
-				r = -ENOTEMPTY;
-				goto out;
-			}
-		}
-	}
+	if (node_is_dir(src) && dir_has_lower(fs, src))
+		return -EXDEV;
+	int r;
+	if (dst && node_is_dir(dst) && (r = dir_check_empty(fs, dst)) < 0)
+		return r;
 	r = copy_up(fs, src, true);
 	if (r < 0)
-		goto out;
+		return r;
 	r = copy_up_dir(fs, ndir);
 	if (r < 0)
-		goto out;
-	sd = upper_dir_open(fs, dir);
-	dd = upper_dir_open(fs, ndir);
-	if (sd < 0 || dd < 0) {
-		r = sd < 0 ? sd : dd;
-		goto out;
-	}
-	if (dst && node_is_dir(dst) && dst->dirs[FSD_UPPER] >= 0) {
-		r = fs_clear_upper_dir(fs, dst->dirs[FSD_UPPER]);
+		return r;
+	sd = node_upper_dir_open(fs, dir);
+	if (sd < 0)
+		return sd;
+	dd = node_upper_dir_open(fs, ndir);
+	if (dd < 0)
+		return dd;
+	if (dst && node_is_dir(dst) && node_in_upper(dst)) {
+		DIR_PIN(fs, dst, FSD_UPPER, dfd);
+		r = dfd < 0 ? dfd : fs_clear_upper_dir(fs, dfd);
 		if (r < 0)
-			goto out;
+			return r;
 	}
-	struct stat tst;
-	if (fstatat(dd, newname, &tst, AT_SYMLINK_NOFOLLOW) == 0 && st_is_whiteout(&tst))
-		(void)unlinkat(dd, newname, 0);
-	else if (fs->aufs_whiteouts && whiteout_aufs_exists(dd, newname)) {
-		char w[NAME_MAX + 8];
-		snprintf(w, sizeof w, ".wh.%s", newname);
-		(void)unlinkat(dd, w, 0);
-	}
-	if (renameat(sd, name, dd, newname) < 0) {
-		r = -errno;
-		goto out;
-	}
-	bool lower_dir = false;
-	if (node_is_dir(src) && fs_lower_has(fs, ndir, newname, &lower_dir) && lower_dir) {
-		r = dir_set_opaque(fs, src->dirs[FSD_UPPER]);
-		if (r < 0)
-			goto out;
-	}
+	whiteout_remove(fs, dd, newname);
+	r = mark_moving_dir(fs, src, sd, name, ndir);
+	if (r < 0)
+		return r;
+	if (renameat(sd, name, dd, newname) < 0)
+		return -errno;
 	if (fs_lower_has(fs, dir, name, NULL)) {
-		r = whiteout_create(fs, dir->dirs[FSD_UPPER], name);
+		r = whiteout_create(fs, sd, name);
 		if (r < 0)
-			goto out;
+			return r;
 	}
 	char *nn = strdup(newname);
 	pthread_mutex_lock(&fs->table_lock);
@@ -534,6 +516,90 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	else
 		node_unhash(fs, src); /* looked up afresh next time */
 	pthread_mutex_unlock(&fs->table_lock);
+	return 0;
+}
+
+/*
+ * RENAME_EXCHANGE, as overlayfs does it: both sides copied up (a directory with lower
+ * parts cannot move: EXDEV), a directory going into a merged parent marked opaque,
+ * then one renameat2() in the upper. Both names stay occupied, so no whiteouts.
+ */
+static int do_exchange(Fs *fs, Node *dir, const char *name, Node *ndir, const char *newname,
+		       Node *src, Node *dst)
+{
+	_cleanup_close_ int sd = -1, dd = -1;
+	if ((node_is_dir(src) && dir_has_lower(fs, src)) ||
+	    (node_is_dir(dst) && dir_has_lower(fs, dst)))
+		return -EXDEV;
+	int r = copy_up(fs, src, true);
+	if (r < 0)
+		return r;
+	r = copy_up_dir(fs, ndir);
+	if (r < 0)
+		return r;
+	r = copy_up(fs, dst, true);
+	if (r < 0)
+		return r;
+	sd = node_upper_dir_open(fs, dir);
+	if (sd < 0)
+		return sd;
+	dd = node_upper_dir_open(fs, ndir);
+	if (dd < 0)
+		return dd;
+	r = mark_moving_dir(fs, src, sd, name, ndir);
+	if (r < 0)
+		return r;
+	r = mark_moving_dir(fs, dst, dd, newname, dir);
+	if (r < 0)
+		return r;
+	if (renameat2(sd, name, dd, newname, RENAME_EXCHANGE) < 0)
+		return -errno;
+	/* Each node follows its object to the other name. A node hashed under another
+	 * name (an upper hard link) stays there: that name still leads to it. */
+	bool s_at = node_hashed_at(src, dir, name), d_at = node_hashed_at(dst, ndir, newname);
+	char *nn = NULL;
+	pthread_mutex_lock(&fs->table_lock);
+	if (s_at && d_at)
+		node_exchange(fs, src, dst);
+	else if (s_at || d_at) {
+		Node *n = s_at ? src : dst;
+		nn = strdup(s_at ? newname : name);
+		if (nn)
+			node_rehash(fs, n, s_at ? ndir : dir, nn);
+		else
+			node_unhash(fs, n); /* looked up afresh next time */
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	return 0;
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags)
+{
+	Fs *fs = req_fs(req);
+	Node *dir = ino_node(fs, parent), *ndir = ino_node(fs, newparent);
+	Node *src = NULL, *dst = NULL;
+	struct stat st;
+	bool exchange = flags & RENAME_EXCHANGE;
+	/* RENAME_WHITEOUT is not supported; the kernel refuses EXCHANGE|NOREPLACE itself */
+	if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
+	    (exchange && (flags & RENAME_NOREPLACE)))
+		return reply_err(fs, req, -EINVAL);
+	WR_LOCK(fs);
+	int r = fs_lookup(fs, dir, name, &src, &st);
+	if (r < 0)
+		goto out;
+	r = fs_lookup(fs, ndir, newname, &dst, &st);
+	if (r == -ENOENT && !exchange) {
+		dst = NULL;
+		r = 0;
+	}
+	if (r < 0 || dst == src)
+		goto out; /* the same object: nothing to do */
+	if (exchange)
+		r = do_exchange(fs, dir, name, ndir, newname, src, dst);
+	else
+		r = do_rename(fs, dir, name, ndir, newname, flags, src, dst);
 out:
 	if (src)
 		node_forget(fs, src, 1);

@@ -121,9 +121,13 @@ int fs_list_dir(Fs *fs, Node *dir, bool stop_at_first, DirList *ret)
 	bool check_ignore = fs->ignore && ignore_count(fs->ignore) > 0;
 
 	for (int l = 0; l < fs->n_layers && r >= 0; l++) {
-		if (dir->dirs[l] < 0)
+		if (!dir_has_part(dir, l))
 			continue;
-		int d = reopen_dir(dir->dirs[l]);
+		int d;
+		{
+			DIR_PIN(fs, dir, l, pfd);
+			d = pfd < 0 ? pfd : reopen_dir(pfd);
+		}
 		if (d < 0) {
 			r = d;
 			break;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Whiteouts and opaque directories in the kernel overlayfs format: a whiteout is a
- * 0/0 character device, an opaque directory carries trusted.overlay.opaque="y" (as
- * root) or user.overlay.opaque="y" (rootless, the kernel's userxattr form). Where
+ * 0/0 character device (any user may make one since Linux 5.8, in a user namespace
+ * too), an opaque directory carries trusted.overlay.opaque="y" where the kernel lets
+ * us set trusted.* xattrs (real root) or user.overlay.opaque="y" elsewhere (rootless,
+ * the form overlayfs reads with `-o userxattr`); fsd-layers.c probes which. Where
  * mknod of 0/0 is not permitted, the aufs form fuse-overlayfs also writes: an empty
  * ".wh.<name>" file; both forms are read.
  */

@@ -9,7 +9,10 @@
  * how nodes hang together (parent, name, fds): operations that only look take it
  * shared, operations that change the upper layer take it exclusive. `table_lock`
  * guards the node hash table and reference counts, which lookups change while
- * holding ns_lock shared. Data reads and writes on open files take neither.
+ * holding ns_lock shared. Data reads and writes on open files take neither. A node's
+ * fd slots (Node.fd, Node.dirs) may go from "not kept" to an fd under ns_lock shared
+ * (atomically, see node_pin); a kept fd is closed only under ns_lock exclusive or when
+ * the node dies.
  */
 
 #include <pthread.h>
@@ -38,13 +41,17 @@ struct Node {
 	bool hashed;
 	mode_t type; /* S_IFMT bits */
 	uint64_t ino;
-	/* Non-directories: an O_PATH fd of the object and the layer it is in. */
+	/* Non-directories: an O_PATH fd of the object (-1 when not kept) and the layer it
+	 * is in. Directories: layer is the topmost part's. */
 	int fd;
 	int layer;
-	/* Directories: an O_PATH fd per layer where the merged directory has a part
-	 * (-1 elsewhere; lowers below an opaque part are -1). fd == the topmost one. */
+	/* Directories: per layer, an O_PATH fd of the merged directory's part there,
+	 * FSD_FD_DROPPED where it has a part but keeps no fd (past the fd budget), -1 where
+	 * it has none (lowers below an opaque part included). */
 	int *dirs;
 };
+
+#define FSD_FD_DROPPED (-2)
 
 typedef struct FsStats {
 	uint64_t ops;
@@ -85,9 +92,10 @@ struct Fs {
 	size_t ino_size, ino_used;
 
 	const Ignore *ignore;
-	/* Non-directory nodes keep an O_PATH fd while fewer than fd_budget do; past it they
-	 * reopen from their parent's pinned dirfd per operation (the fd limit is the cap). */
-	uint64_t file_fds, fd_budget;
+	/* Nodes keep O_PATH fds (one per file, one per directory part) while fewer than
+	 * fd_budget are kept; past it a node's fd is opened per operation from the nearest
+	 * ancestor that keeps one (the root always does). node_fds counts the kept ones. */
+	uint64_t node_fds, fd_budget;
 	double timeout;
 	bool writeback;
 	uint64_t tmp_seq;
@@ -127,6 +135,8 @@ void node_hash(Fs *fs, Node *parent, Node *n);
 void node_unhash(Fs *fs, Node *n);
 /* Move a hashed node to a new parent/name (rename). Takes ownership of new_name. */
 void node_rehash(Fs *fs, Node *n, Node *new_parent, char *new_name);
+/* Swap the (parent, name) of two hashed nodes (RENAME_EXCHANGE). table_lock held. */
+void node_exchange(Fs *fs, Node *a, Node *b);
 Node *node_new(Fs *fs, mode_t type);
 /* Hard links in the upper share one node, so the kernel sees one inode (and one set
  * of cached attributes) for them. table_lock held. */
@@ -136,29 +146,42 @@ void node_del_link(Fs *fs, Node *n);
 /* Free a node that was never hashed (a lookup that lost a race). */
 void node_free_fresh(Fs *fs, Node *n);
 void node_forget(Fs *fs, Node *n, uint64_t nlookup);
-/* An O_PATH fd of the node for one operation: its own, or (past the fd budget) one
- * opened from the parent's dirfd into *tmp, which the caller closes. -ESTALE for a
- * node gone from the namespace without an fd. */
+/* An O_PATH fd of the node (a directory: its topmost part) for one operation: its own,
+ * or one opened from the nearest ancestor keeping an fd into *tmp, which the caller
+ * closes (kept in the node instead when the budget has room again). -ESTALE for a
+ * node gone from the namespace without an fd. ns_lock held (shared is enough). */
 int node_pin(Fs *fs, Node *n, int *tmp);
 #define PIN(fs, n, var)                                                                            \
 	_cleanup_close_ int var##_tmp = -1;                                                        \
 	int var = node_pin(fs, n, &var##_tmp)
+/* The same for the part of directory n in `layer`: -ENOENT where it has none. */
+int node_dir_pin(Fs *fs, Node *n, int layer, int *tmp);
+#define DIR_PIN(fs, n, layer, var)                                                                 \
+	_cleanup_close_ int var##_tmp = -1;                                                        \
+	int var = node_dir_pin(fs, n, layer, &var##_tmp)
 /* Store a fresh O_PATH fd in a non-directory node, or close it past the budget. */
 void node_keep_fd(Fs *fs, Node *n, int fd);
-/* The node's topmost fd (directories: always there). */
-static inline int node_fd(const Node *n)
-{
-	return n->fd;
-}
+/* The same for the part of a directory node in `layer` (FSD_FD_DROPPED past it). */
+void node_keep_dir_fd(Fs *fs, Node *n, int layer, int fd);
+/* An fd of the upper part of directory n, opened O_RDONLY for *at() calls that
+ * change it (the caller closes it). */
+int node_upper_dir_open(Fs *fs, Node *n);
 static inline bool node_is_dir(const Node *n)
 {
 	return n->type == S_IFDIR;
 }
+/* Does directory n have a part in `layer`? */
+static inline bool dir_has_part(const Node *n, int layer)
+{
+	return __atomic_load_n(&n->dirs[layer], __ATOMIC_RELAXED) != -1;
+}
 /* Is the node (whole object) in the upper layer? */
 static inline bool node_in_upper(const Node *n)
 {
-	return node_is_dir(n) ? n->dirs[FSD_UPPER] >= 0 : n->layer == FSD_UPPER;
+	return node_is_dir(n) ? dir_has_part(n, FSD_UPPER) : n->layer == FSD_UPPER;
 }
+/* Does directory n have a part in a lower layer (overlayfs: "merge or lower")? */
+bool dir_has_lower(Fs *fs, const Node *n);
 /* Path relative to the root ("" for the root), into buf. -ENAMETOOLONG, -ESTALE. */
 int node_path(const Node *n, char *buf, size_t size);
 uint64_t fs_ino_for(Fs *fs, int layer, const struct stat *st);
@@ -170,6 +193,10 @@ int fs_lookup(Fs *fs, Node *parent, const char *name, Node **ret, struct stat *r
 /* Is `name` present in any lower part of dir `parent` (whiteout needed on removal)? */
 bool fs_lower_has(Fs *fs, Node *parent, const char *name, bool *ret_is_dir);
 int fs_getattr(Fs *fs, Node *n, struct stat *st);
+/* How long the kernel may cache these attributes of n: fs->timeout, but 0 for a lower
+ * hard link, whose link count drops when a copy-up breaks the link (the kernel learns
+ * of no change from an open for writing or a setxattr, so it has to ask). */
+double fs_attr_timeout(Fs *fs, const Node *n, const struct stat *st);
 
 /* ---- fsd-readdir.c ---- */
 typedef struct DirEntry {

@@ -126,7 +126,9 @@ static int run_mount(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	log_info("mounted %s", fsd_mount_spec(m)->mountpoint);
+	const Fs *fs = fsd_mount_fs(m);
+	log_info("mounted %s (whiteouts: %s, opaque: %s)", fsd_mount_spec(m)->mountpoint,
+		 fs->aufs_whiteouts ? ".wh. files" : "0/0 devices", fs->opaque_xattr);
 	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
 			       { .fd = fsd_mount_end_fd(m), .events = POLLIN } };
 	for (;;) {
