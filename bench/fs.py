@@ -99,10 +99,13 @@ class FsdDaemon:
                 sys.exit("locald-fsd (daemon) did not start")
             time.sleep(0.01)
 
+    threads = 0  # 0: fsd's default
+
     def mount(self, lower, up, wk, mnt):
         from locald.v1 import fs_pb2
         self.client.call(mount=fs_pb2.Mount(lowers=[str(lower)], upper=str(up), work=str(wk),
-                                            mountpoint=str(mnt), no_default_ignore=True))
+                                            mountpoint=str(mnt), no_default_ignore=True,
+                                            options=fs_pb2.MountOptions(threads=self.threads)))
 
     def unmount(self, mnt):
         from locald.v1 import fs_pb2
@@ -146,7 +149,8 @@ class Setup:
                             str(self.mnt)], check=True)
         else:
             self.proc = subprocess.Popen([str(self.fsd), "mount", "-o",
-                                          f"lowerdir={self.lower},upperdir={up},workdir={wk},noignore",
+                                          f"lowerdir={self.lower},upperdir={up},workdir={wk},noignore"
+                                          + (f",threads={FsdDaemon.threads}" if FsdDaemon.threads else ""),
                                           str(self.mnt)], stderr=subprocess.DEVNULL)
             # poll finely: the row measures the mount, not a sleep granularity
             while not is_mount(self.mnt):
@@ -194,6 +198,7 @@ def main():
     p.add_argument("--big-mib", type=int, default=1024)
     p.add_argument("--small", type=int, default=10000)
     p.add_argument("--no-build", action="store_true", help="skip the row building this project")
+    p.add_argument("--fsd-threads", type=int, default=0, help="fsd worker threads (0: its default)")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/fs needs root (mounts, drop_caches)")
@@ -233,6 +238,7 @@ def main():
     from locald_bus import generate_protos
     generate_protos()
     daemon = FsdDaemon(fsd, base)
+    FsdDaemon.threads = args.fsd_threads
     localctl = Path(args.build) / "ctl" / "localctl"
     names = ["native", "overlayfs", "fuse-overlayfs", "fsd"]
     # setup: median of 5 mount → first answered stat, each on fresh upper/work dirs;

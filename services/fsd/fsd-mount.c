@@ -469,6 +469,7 @@ int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error)
 	char *argv[] = { (char *)"locald-fsd", (char *)"-o", opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	m->se = fuse_session_new(&args, &fsd_ops, sizeof fsd_ops, m->fs);
+	fuse_opt_free_args(&args); /* the session keeps what it parsed, not the vector */
 	if (!m->se) {
 		*ret_error = strdup("creating the FUSE session failed");
 		r = -EIO;
@@ -596,8 +597,9 @@ FsdMount *fsd_mount_stop(FsdMount *m)
 		join_session(m);
 	}
 	if (m->se) {
-		if (!m->thread_started)
-			fuse_session_unmount(m->se);
+		/* After our own unmount the connection is gone and this only frees libfuse's
+		 * copy of the mountpoint (it polls the fd and sees the error first). */
+		fuse_session_unmount(m->se);
 		fuse_session_destroy(m->se);
 	}
 	fs_free(m->fs);

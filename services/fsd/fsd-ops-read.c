@@ -18,8 +18,13 @@
 #include "fsd-ops.h"
 #include "strutil.h"
 
+/* An open directory: its merged listing, built at the first READDIR. When the kernel
+ * still caches the listing (cache_readdir) it sends only OPENDIR and RELEASEDIR, so a
+ * warm `find` costs no layer reads at all. The kernel serialises READDIRs of one open
+ * directory (f_pos lock), so `loaded` needs no lock. */
 typedef struct DirHandle {
 	DirList list;
+	bool loaded;
 } DirHandle;
 
 void fill_entry(Fs *fs, Node *n, const struct stat *st, struct fuse_entry_param *e)
@@ -145,13 +150,6 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	DirHandle *h = calloc(1, sizeof(DirHandle));
 	if (!h)
 		return reply_err(fs, req, -ENOMEM);
-	RD_LOCK(fs);
-	int r = fs_list_dir(fs, ino_node(fs, ino), false, &h->list);
-	UNLOCK(fs);
-	if (r < 0) {
-		free(h);
-		return reply_err(fs, req, r);
-	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* The kernel drops a cached listing when the directory changes through the
 	 * mount (and nothing changes it otherwise), so it may keep listings. */
@@ -169,6 +167,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	Fs *fs = req_fs(req);
 	DirHandle *h = (DirHandle *)(uintptr_t)fi->fh;
 	Node *dir = ino_node(fs, ino);
+	if (!h->loaded) {
+		RD_LOCK(fs);
+		int r = fs_list_dir(fs, dir, false, &h->list);
+		UNLOCK(fs);
+		if (r < 0)
+			return reply_err(fs, req, r);
+		h->loaded = true;
+	}
 	if (size > 1 << 20)
 		size = 1 << 20;
 	_cleanup_free_ char *buf = malloc(size);
@@ -261,13 +267,6 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	if (k < 0)
 		return reply_err(fs, req, (int)k);
 	fuse_reply_write(req, (size_t)k);
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	Fs *fs = req_fs(req);
-	int r = close(dup((int)fi->fh));
-	reply_err(fs, req, r < 0 ? -errno : 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -406,7 +405,9 @@ const struct fuse_lowlevel_ops fsd_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write_buf = op_write_buf,
-	.flush = op_flush,
+	/* No .flush: libfuse answers ENOSYS and the kernel stops sending FLUSH on every
+	 * close(). Closing a duplicate of a local upper/lower fd reports nothing, and POSIX
+	 * locks are the kernel's (no getlk/setlk here), so it was a round trip for nothing. */
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,
