@@ -78,6 +78,13 @@ void node_del_link(Fs *fs, Node *n)
 static void node_destroy(Fs *fs, Node *n)
 {
 	node_del_link(fs, n);
+	if (n->listing) {
+		pthread_mutex_lock(&fs->listing_lock);
+		Listing *l = n->listing;
+		n->listing = NULL;
+		pthread_mutex_unlock(&fs->listing_lock);
+		listing_unref(fs, l);
+	}
 	uint64_t kept = 0;
 	if (n->dirs) {
 		for (int l = 0; l < fs->n_layers; l++)

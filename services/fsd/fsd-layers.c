@@ -100,6 +100,7 @@ int fs_new(const FsConfig *config, Fs **ret)
 	fs->work_fd = -1;
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->table_lock, NULL);
+	pthread_mutex_init(&fs->listing_lock, NULL);
 	fs->ignore = config->ignore;
 	fs->timeout = config->timeout;
 	fs->writeback = config->writeback;
@@ -200,6 +201,7 @@ Fs *fs_free(Fs *fs)
 	safe_close(fs->work_fd);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->table_lock);
+	pthread_mutex_destroy(&fs->listing_lock);
 	free(fs);
 	return NULL;
 }

@@ -63,6 +63,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	for (size_t i = 0; i < ELEMENTSOF(want); i++)
 		if (conn->capable & want[i])
 			conn->want |= want[i];
+	/* Directories opened by the kernel alone: no OPENDIR/RELEASEDIR round trips, and
+	 * it keeps their listings (what it does for a filesystem without opendir). */
+	fs->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
@@ -147,6 +150,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	Fs *fs = req_fs(req);
+	if (fs->no_opendir) /* the kernel then opens directories itself, for good */
+		return (void)fuse_reply_err(req, ENOSYS);
 	DirHandle *h = calloc(1, sizeof(DirHandle));
 	if (!h)
 		return reply_err(fs, req, -ENOMEM);
@@ -161,28 +166,90 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 }
 
+/*
+ * The listing of a directory the kernel opened without us: built anew by a READDIR at
+ * offset 0 (a new read of the directory), shared by the READDIRs that continue it. A
+ * directory changed between two reads is listed anew by the next one, like any
+ * filesystem whose offsets index a listing. Returns a reference.
+ */
+static int node_listing(Fs *fs, Node *dir, off_t off, Listing **ret)
+{
+	pthread_mutex_lock(&fs->listing_lock);
+	Listing *l = off > 0 ? dir->listing : NULL;
+	if (l)
+		l->refs++;
+	pthread_mutex_unlock(&fs->listing_lock);
+	if (l) {
+		*ret = l;
+		return 0;
+	}
+	l = calloc(1, sizeof(Listing));
+	if (!l)
+		return -ENOMEM;
+	RD_LOCK(fs);
+	int r = fs_list_dir(fs, dir, false, &l->list);
+	UNLOCK(fs);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	l->refs = 2; /* the node's and the caller's */
+	pthread_mutex_lock(&fs->listing_lock);
+	Listing *old = dir->listing;
+	dir->listing = l;
+	pthread_mutex_unlock(&fs->listing_lock);
+	listing_unref(fs, old);
+	*ret = l;
+	return 0;
+}
+
+/* The end of a listing was read: the node lets go of it (unless a newer read replaced it). */
+static void node_listing_drop(Fs *fs, Node *dir, Listing *l)
+{
+	pthread_mutex_lock(&fs->listing_lock);
+	bool ours = dir->listing == l;
+	if (ours)
+		dir->listing = NULL;
+	pthread_mutex_unlock(&fs->listing_lock);
+	if (ours)
+		listing_unref(fs, l);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	Fs *fs = req_fs(req);
 	DirHandle *h = (DirHandle *)(uintptr_t)fi->fh;
 	Node *dir = ino_node(fs, ino);
-	if (!h->loaded) {
-		RD_LOCK(fs);
-		int r = fs_list_dir(fs, dir, false, &h->list);
-		UNLOCK(fs);
+	Listing *shared = NULL;
+	const DirList *list;
+	int r;
+	if (h) {
+		if (!h->loaded) {
+			RD_LOCK(fs);
+			r = fs_list_dir(fs, dir, false, &h->list);
+			UNLOCK(fs);
+			if (r < 0)
+				return reply_err(fs, req, r);
+			h->loaded = true;
+		}
+		list = &h->list;
+	} else {
+		r = node_listing(fs, dir, off, &shared);
 		if (r < 0)
 			return reply_err(fs, req, r);
-		h->loaded = true;
+		list = &shared->list;
 	}
 	if (size > 1 << 20)
 		size = 1 << 20;
 	_cleanup_free_ char *buf = malloc(size);
-	if (!buf)
+	if (!buf) {
+		listing_unref(fs, shared);
 		return reply_err(fs, req, -ENOMEM);
+	}
 	size_t used = 0;
 	/* offsets: 1 ".", 2 "..", 3 + i entry i */
-	for (off_t o = off; (size_t)o < h->list.n + 2; o++) {
+	for (off_t o = off; (size_t)o < list->n + 2; o++) {
 		struct stat st = {};
 		const char *name;
 		Node *n = NULL;
@@ -191,7 +258,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st.st_ino = o == 0 ? dir->ino : 1;
 			st.st_mode = S_IFDIR;
 		} else {
-			DirEntry *de = &h->list.e[o - 2];
+			const DirEntry *de = &list->e[o - 2];
 			name = de->name;
 			st.st_ino = de->ino;
 			st.st_mode = (mode_t)DTTOIF(de->type);
@@ -201,7 +268,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_entry_param e = { .attr = st };
 			if (o >= 2) {
 				RD_LOCK(fs);
-				int r = fs_lookup(fs, dir, name, &n, &st);
+				r = fs_lookup(fs, dir, name, &n, &st);
 				UNLOCK(fs);
 				if (r < 0)
 					continue; /* gone meanwhile, or became hidden */
@@ -217,6 +284,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		used += k;
 	}
+	if (shared && used == 0)
+		node_listing_drop(fs, dir, shared); /* read to the end */
+	listing_unref(fs, shared);
 	fuse_reply_buf(req, buf, used);
 }
 

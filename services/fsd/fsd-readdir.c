@@ -83,6 +83,19 @@ void dir_list_done(DirList *l)
 	*l = (DirList){};
 }
 
+void listing_unref(Fs *fs, Listing *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_lock(&fs->listing_lock);
+	bool last = --l->refs == 0;
+	pthread_mutex_unlock(&fs->listing_lock);
+	if (last) {
+		dir_list_done(&l->list);
+		free(l);
+	}
+}
+
 static int list_push(DirList *l, char *name, uint64_t ino, unsigned char type)
 {
 	if (l->n >= DIR_ENTRIES_MAX)

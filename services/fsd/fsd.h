@@ -49,6 +49,10 @@ struct Node {
 	 * FSD_FD_DROPPED where it has a part but keeps no fd (past the fd budget), -1 where
 	 * it has none (lowers below an opaque part included). */
 	int *dirs;
+	/* Directories, when the kernel opens them without us (no OPENDIR): the merged
+	 * listing a READDIR at offset 0 built, served to the READDIRs that follow and
+	 * dropped at the end. Guarded by Fs.listing_lock; see fsd-ops-read.c. */
+	struct Listing *listing;
 };
 
 #define FSD_FD_DROPPED (-2)
@@ -84,6 +88,8 @@ struct Fs {
 
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t table_lock;
+	pthread_mutex_t listing_lock; /* Node.listing pointers and Listing.refs; nothing nests in it */
+	bool no_opendir; /* the kernel opens directories itself, caching their listings */
 	Node **buckets;
 	Node *link_buckets[256];
 	size_t n_buckets, n_nodes;
@@ -212,6 +218,12 @@ typedef struct DirList {
  * return after one visible entry (emptiness checks). */
 int fs_list_dir(Fs *fs, Node *dir, bool stop_at_first, DirList *ret);
 void dir_list_done(DirList *l);
+/* A shared, reference-counted listing (Node.listing). */
+typedef struct Listing {
+	DirList list;
+	unsigned refs;
+} Listing;
+void listing_unref(Fs *fs, Listing *l);
 /* Remove every whiteout inside an upper directory that is empty in the merged view. */
 int fs_clear_upper_dir(Fs *fs, int dirfd);
 
