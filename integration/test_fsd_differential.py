@@ -248,3 +248,11 @@ def test_inode_numbers_stable_across_copy_up(mounts, tmp_path):  # noqa: F811
     assert before == after
     # statfs answers from the upper's filesystem
     assert os.statvfs(mnt).f_bsize > 0
+
+
+def test_differential_with_the_writeback_cache(mounts, tmp_path):  # noqa: F811
+    """The same (fewer sequences) with the kernel's writeback cache on (`writeback`):
+    writes are cached and sent later, sizes and times come from the kernel's view."""
+    run_differential(mounts, tmp_path, max(1, SEQS // 5),
+                     lambda lowers, u, w, m: mounts.fsd_mount(lowers, u, w, m,
+                                                              "noignore,writeback"))
