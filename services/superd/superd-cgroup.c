@@ -154,13 +154,6 @@ int cgroup2_own_path_parse(const char *proc_cgroup, char **ret)
 	return -ENOENT;
 }
 
-/* Is `path` equal to or below `dir` (whole path components)? */
-static bool path_is_below(const char *path, const char *dir)
-{
-	const char *rest = startswith(path, dir);
-	return rest && (*rest == 0 || *rest == '/' || endswith(dir, "/"));
-}
-
 static int set_reason(char **ret_reason, char *reason, int r)
 {
 	if (ret_reason)
@@ -225,6 +218,13 @@ int cgroup_base_choose(const CgroupFacts *f, char **ret_base, char **ret_why)
 
 #include "parse-util.h"
 #include "shim-client.h"
+
+/* Is `path` equal to or below `dir` (whole path components)? */
+static bool path_is_below(const char *path, const char *dir)
+{
+	const char *rest = startswith(path, dir);
+	return rest && (*rest == 0 || *rest == '/' || endswith(dir, "/"));
+}
 
 /* cgroup interface files are small; mountinfo on a busy host is the largest we read. */
 #define SMALL_FILE_MAX (4u * 1024 * 1024)

@@ -157,6 +157,7 @@ static char *base_or_skip(void)
 		free(reason);
 		SKIP(why);
 	}
+	free(reason);
 	return base;
 }
 

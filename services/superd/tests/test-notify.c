@@ -262,8 +262,10 @@ static char *cgroup_base_or_skip(void)
 	if (cgroup_find_base(&base, &reason) < 0) {
 		static char why[512];
 		snprintf(why, sizeof(why), "no writable cgroup2 hierarchy: %s", strempty(reason));
+		free(reason);
 		SKIP(why);
 	}
+	free(reason);
 	return base;
 }
 
