@@ -75,7 +75,13 @@ static void report(Doctor *d, const char *id, Status st, bool critical, const ch
 static void check_shim(Doctor *d)
 {
 	_cleanup_free_ char *path = NULL;
-	if (shim_find(&path) < 0) {
+	if (shim_find(&path) < 0 && geteuid() == 0) {
+		report(d, "shim.installed", SKIP, false, NULL,
+		       "running as root: locald binds 80/443 itself (the shim is for users)");
+		report(d, "shim.version", SKIP, false, NULL, "no shim");
+		return;
+	}
+	if (!path) {
 		report(d, "shim.installed", WARN, false, "sudo localctl admin setup",
 		       "locald-shim is not installed (ports 8080/8443 are used instead of 80/443)");
 		report(d, "shim.version", SKIP, false, NULL, "no shim");

@@ -145,6 +145,36 @@ def test_version(lc):
     assert v["superd"] == {"running": False} and "version" in v["localctl"]
 
 
+def test_doctor_reports_stable_checks_and_a_running_superd(lc, tmp_path):
+    r = lc.run("doctor", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    checks = {c["id"]: c for c in d["checks"]}
+    for cid in ("shim.installed", "shim.version", "ports.proxy", "ca.trusted", "hosts.block",
+                "systemd", "cgroup.delegation", "dev.fuse", "dev.kvm", "runtime.dir", "daemons"):
+        assert cid in checks, cid
+        assert checks[cid]["status"] in ("pass", "warn", "fail", "skip"), checks[cid]
+    assert d["ok"] is True
+    # anything not passing says how to fix it, or why it is skipped
+    for c in d["checks"]:
+        assert c["summary"], c
+    assert checks["daemons"]["status"] == "skip" and checks["daemons"]["fix"] == "localctl up"
+    # with a project up, the daemons are reachable and their versions match
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "locald.toml").write_text('[project]\nname = "doc"\n\n[services.w]\n'
+                                      'type = "worker"\ncommand = "sleep 1000"\n')
+    assert lc.run("up", "-d", str(proj)).returncode == 0
+    try:
+        d = json.loads(lc.run("doctor", "--json").stdout)
+        checks = {c["id"]: c for c in d["checks"]}
+        assert checks["daemons"]["status"] == "pass", checks["daemons"]
+        text = lc.run("doctor").stdout
+        assert "daemons" in text and "cgroup.delegation" in text
+    finally:
+        lc.run("down", str(proj))
+
+
 def test_init_asks_on_a_terminal(lc, tmp_path):
     d = tmp_path / "asked"
     d.mkdir()
