@@ -285,6 +285,18 @@ static bool route_is(const RouteTable *t, const void *arg)
 	return w->readiness == -1 ? r == NULL : r && (int)r->readiness == w->readiness;
 }
 
+/* The route's superd state name is `state` (STOPPING already reads as ROUTE_STOPPED). */
+typedef struct WantState {
+	const char *host, *state;
+} WantState;
+
+static bool route_state_is(const RouteTable *t, const void *arg)
+{
+	const WantState *w = arg;
+	const Route *r = route_table_lookup(t, w->host);
+	return r && r->state && streq(r->state, w->state);
+}
+
 #define WAIT_ROUTE(e, h, rd)                                                                       \
 	do {                                                                                       \
 		Want _w = { (h), (rd) };                                                           \
@@ -491,6 +503,8 @@ TEST(routes_follow_superd)
 	/* Stop: STOPPED (and a new generation); on-demand start: READY again. */
 	service_call(&e, LOCALD__V1__REQUEST__CALL_STOP_SERVICE, shop, "web");
 	WAIT_ROUTE(&e, web1, ROUTE_STOPPED);
+	WantState stopped = { web1, "stopped" };
+	ASSERT_TRUE(run_until(&e, 30000, route_state_is, &stopped));
 	ASSERT_EQ(lookup(&e, dom1).readiness, ROUTE_STOPPED);
 	t = routes_acquire(e.routes);
 	ASSERT_TRUE(route_table_generation(t) > gen);
