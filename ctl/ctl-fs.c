@@ -414,23 +414,9 @@ int cmd_fs(Ctl *ctl, int argc, char **argv)
 	if (streq(verb, "mount"))
 		return fs_mount(ctl, argc - 1, argv + 1);
 	/* the other verbs take --json and --help only */
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{},
-	};
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, fs_help);
-		case 'j':
-			ctl->json = true;
-			break;
-		default:
-			return ctl_usage(ctl, false, fs_help);
-		}
+	int pr = ctl_parse_simple(ctl, argc - 1, argv + 1, CTL_PARSE_JSON, fs_help);
+	if (pr >= 0)
+		return pr;
 	if (streq(verb, "unmount") || streq(verb, "umount"))
 		return fs_unmount(ctl, argc - 1, argv + 1);
 	if (streq(verb, "ls") || streq(verb, "list"))

@@ -224,7 +224,7 @@ static int ask_services(Buf *b)
 
 int cmd_init(Ctl *ctl, int argc, char **argv)
 {
-	int pr = ctl_parse_help_only(ctl, argc, argv, false, init_help);
+	int pr = ctl_parse_simple(ctl, argc, argv, 0, init_help);
 	if (pr >= 0)
 		return pr;
 	if (optind < argc)
@@ -355,7 +355,7 @@ static int save_as_service(Ctl *ctl, const char *command)
 
 int cmd_try(Ctl *ctl, int argc, char **argv)
 {
-	int pr = ctl_parse_help_only(ctl, argc, argv, true, try_help);
+	int pr = ctl_parse_simple(ctl, argc, argv, CTL_PARSE_STOP_AT_OPERAND, try_help);
 	if (pr >= 0)
 		return pr;
 	if (optind < argc && streq(argv[optind], "--"))

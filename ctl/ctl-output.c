@@ -203,12 +203,21 @@ int ctl_usage(Ctl *ctl, bool help, const char *text)
 	return help ? EXIT_OK : EXIT_USAGE;
 }
 
-int ctl_parse_help_only(Ctl *ctl, int argc, char **argv, bool stop_at_operand, const char *help)
+int ctl_parse_simple(Ctl *ctl, int argc, char **argv, unsigned flags, const char *help)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+	/* --json first, so that opts + 1 is the --help-only table */
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	bool json = flags & CTL_PARSE_JSON;
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, stop_at_operand ? "+h" : "h", opts, NULL)) >= 0)
-		return ctl_usage(ctl, c == 'h', help);
+	while ((c = getopt_long(argc, argv, flags & CTL_PARSE_STOP_AT_OPERAND ? "+h" : "h",
+				json ? opts : opts + 1, NULL)) >= 0) {
+		if (c == 'j')
+			ctl->json = true;
+		else
+			return ctl_usage(ctl, c == 'h', help);
+	}
 	return -1;
 }

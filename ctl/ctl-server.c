@@ -223,23 +223,9 @@ static int running_restore(Ctl *ctl, BusZmtpClient *c, const Running *run)
 
 int cmd_server(Ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{},
-	};
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, server_help);
-		case 'j':
-			ctl->json = true;
-			break;
-		default:
-			return ctl_usage(ctl, false, server_help);
-		}
+	int pr = ctl_parse_simple(ctl, argc, argv, CTL_PARSE_JSON, server_help);
+	if (pr >= 0)
+		return pr;
 	if (argc - optind != 1)
 		return ctl_usage(ctl, false, server_help);
 	const char *verb = argv[optind];

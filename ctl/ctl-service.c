@@ -119,7 +119,7 @@ static int action_all(Ctl *ctl, BusZmtpClient *c, Action a)
 
 static int service_action(Ctl *ctl, Action a, int argc, char **argv)
 {
-	int pr = ctl_parse_help_only(ctl, argc, argv, false, start_help);
+	int pr = ctl_parse_simple(ctl, argc, argv, 0, start_help);
 	if (pr >= 0)
 		return pr;
 	BusZmtpClient *cl = NULL;
@@ -180,23 +180,9 @@ static int get_env(Ctl *ctl, const char *arg, BusReply **ret)
 
 int cmd_env(Ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{},
-	};
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-		switch (c) {
-		case 'h':
-			return ctl_usage(ctl, true, env_help);
-		case 'j':
-			ctl->json = true;
-			break;
-		default:
-			return ctl_usage(ctl, false, env_help);
-		}
+	int pr = ctl_parse_simple(ctl, argc, argv, CTL_PARSE_JSON, env_help);
+	if (pr >= 0)
+		return pr;
 	if (argc - optind != 1)
 		return ctl_usage(ctl, false, env_help);
 	BusReply *reply = NULL;
@@ -219,7 +205,7 @@ int cmd_env(Ctl *ctl, int argc, char **argv)
 
 int cmd_run(Ctl *ctl, int argc, char **argv)
 {
-	int pr = ctl_parse_help_only(ctl, argc, argv, true, run_help);
+	int pr = ctl_parse_simple(ctl, argc, argv, CTL_PARSE_STOP_AT_OPERAND, run_help);
 	if (pr >= 0)
 		return pr;
 	if (optind >= argc)
@@ -316,7 +302,7 @@ static bool is_front_end(const Locald__V1__ProjectStatus *p, const Locald__V1__S
 
 int cmd_open(Ctl *ctl, int argc, char **argv)
 {
-	int pr = ctl_parse_help_only(ctl, argc, argv, false, open_help);
+	int pr = ctl_parse_simple(ctl, argc, argv, 0, open_help);
 	if (pr >= 0)
 		return pr;
 	if (argc - optind > 1)
@@ -364,7 +350,7 @@ int cmd_open(Ctl *ctl, int argc, char **argv)
 
 int cmd_dashboard(Ctl *ctl, int argc, char **argv)
 {
-	int pr = ctl_parse_help_only(ctl, argc, argv, false, dashboard_help);
+	int pr = ctl_parse_simple(ctl, argc, argv, 0, dashboard_help);
 	if (pr >= 0)
 		return pr;
 	uint32_t https = 0, http = 0;

@@ -79,10 +79,12 @@ struct json_t;
 int ctl_print_json(Ctl *ctl, struct json_t *v);
 /* Print the usage text of a command and return EXIT_OK (--help) or EXIT_USAGE. */
 int ctl_usage(Ctl *ctl, bool help, const char *text);
-/* For commands whose only option is --help: parses argv from optind 0 (stopping at the
- * first operand if asked: `run SERVICE -- CMD …`). Returns -1 to go on (optind is at the
- * operands), else the exit code (help printed, or a usage error). */
-int ctl_parse_help_only(Ctl *ctl, int argc, char **argv, bool stop_at_operand, const char *help);
+/* For commands whose only options are --help (and --json with CTL_PARSE_JSON, which sets
+ * ctl->json): parses argv from optind 0, stopping at the first operand with
+ * CTL_PARSE_STOP_AT_OPERAND (`run SERVICE -- CMD …`). Returns -1 to go on (optind is at
+ * the operands), else the exit code (help printed, or a usage error). */
+enum { CTL_PARSE_STOP_AT_OPERAND = 1 << 0, CTL_PARSE_JSON = 1 << 1 };
+int ctl_parse_simple(Ctl *ctl, int argc, char **argv, unsigned flags, const char *help);
 
 /* ---- ctl-project.c ---- */
 
