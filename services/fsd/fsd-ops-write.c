@@ -458,6 +458,27 @@ static bool node_hashed_at(const Node *n, const Node *parent, const char *name)
 	return n->hashed && n->parent == parent && streq(n->name, name);
 }
 
+/* The upper parts of both parents of a rename (copied up before). */
+static int upper_dirs_open(Fs *fs, Node *dir, Node *ndir, int *ret_sd, int *ret_dd)
+{
+	*ret_sd = node_upper_dir_open(fs, dir);
+	if (*ret_sd < 0)
+		return *ret_sd;
+	*ret_dd = node_upper_dir_open(fs, ndir);
+	return *ret_dd < 0 ? *ret_dd : 0;
+}
+
+/* Rehash a node under ndir/name after its object moved there; table_lock held. Out of
+ * memory, it is unhashed instead and looked up afresh next time. */
+static void node_move(Fs *fs, Node *n, Node *ndir, const char *name)
+{
+	char *nn = strdup(name);
+	if (nn)
+		node_rehash(fs, n, ndir, nn);
+	else
+		node_unhash(fs, n);
+}
+
 static int do_rename(Fs *fs, Node *dir, const char *name, Node *ndir, const char *newname,
 		     unsigned int flags, Node *src, Node *dst)
 {
@@ -482,12 +503,9 @@ static int do_rename(Fs *fs, Node *dir, const char *name, Node *ndir, const char
 	r = copy_up_dir(fs, ndir);
 	if (r < 0)
 		return r;
-	sd = node_upper_dir_open(fs, dir);
-	if (sd < 0)
-		return sd;
-	dd = node_upper_dir_open(fs, ndir);
-	if (dd < 0)
-		return dd;
+	r = upper_dirs_open(fs, dir, ndir, &sd, &dd);
+	if (r < 0)
+		return r;
 	if (dst && node_is_dir(dst) && node_in_upper(dst)) {
 		DIR_PIN(fs, dst, FSD_UPPER, dfd);
 		r = dfd < 0 ? dfd : fs_clear_upper_dir(fs, dfd);
@@ -505,16 +523,12 @@ static int do_rename(Fs *fs, Node *dir, const char *name, Node *ndir, const char
 		if (r < 0)
 			return r;
 	}
-	char *nn = strdup(newname);
 	pthread_mutex_lock(&fs->table_lock);
 	if (dst) {
 		node_del_link(fs, dst);
 		node_unhash(fs, dst);
 	}
-	if (nn)
-		node_rehash(fs, src, ndir, nn);
-	else
-		node_unhash(fs, src); /* looked up afresh next time */
+	node_move(fs, src, ndir, newname);
 	pthread_mutex_unlock(&fs->table_lock);
 	return 0;
 }
@@ -540,12 +554,9 @@ static int do_exchange(Fs *fs, Node *dir, const char *name, Node *ndir, const ch
 	r = copy_up(fs, dst, true);
 	if (r < 0)
 		return r;
-	sd = node_upper_dir_open(fs, dir);
-	if (sd < 0)
-		return sd;
-	dd = node_upper_dir_open(fs, ndir);
-	if (dd < 0)
-		return dd;
+	r = upper_dirs_open(fs, dir, ndir, &sd, &dd);
+	if (r < 0)
+		return r;
 	r = mark_moving_dir(fs, src, sd, name, ndir);
 	if (r < 0)
 		return r;
@@ -557,18 +568,13 @@ static int do_exchange(Fs *fs, Node *dir, const char *name, Node *ndir, const ch
 	/* Each node follows its object to the other name. A node hashed under another
 	 * name (an upper hard link) stays there: that name still leads to it. */
 	bool s_at = node_hashed_at(src, dir, name), d_at = node_hashed_at(dst, ndir, newname);
-	char *nn = NULL;
 	pthread_mutex_lock(&fs->table_lock);
 	if (s_at && d_at)
 		node_exchange(fs, src, dst);
-	else if (s_at || d_at) {
-		Node *n = s_at ? src : dst;
-		nn = strdup(s_at ? newname : name);
-		if (nn)
-			node_rehash(fs, n, s_at ? ndir : dir, nn);
-		else
-			node_unhash(fs, n); /* looked up afresh next time */
-	}
+	else if (s_at)
+		node_move(fs, src, ndir, newname);
+	else if (d_at)
+		node_move(fs, dst, dir, name);
 	pthread_mutex_unlock(&fs->table_lock);
 	return 0;
 }
