@@ -195,56 +195,20 @@ static int read_tail(Follow *f, unsigned n)
  * Every event (or a gap) means "there is more": drain what arrived, then one read from
  * the cursor. A 1 s tick reads too, for events the publisher dropped.
  */
+static int follow_refresh(void *userdata)
+{
+	return read_more(userdata);
+}
+
 static int follow(Follow *f)
 {
-	_cleanup_free_ char *ep = NULL;
 	_cleanup_free_ char *prefix = f->service ? strdupf("log.%s.%s", f->project, f->service)
 						 : strdupf("log.%s.", f->project);
-	if (!prefix || bus_endpoint(f->ctl->runtime_dir, "superd", BUS_SOCKET_EVENTS, &ep) < 0)
+	if (!prefix)
 		return ctl_fail(f->ctl, EXIT_FAILED, NULL, "out of memory");
-	_cleanup_(bus_zmtp_subscriber_freep) BusZmtpSubscriber *sub = NULL;
-	int r = bus_zmtp_subscriber_new(ep, &sub);
-	if (r >= 0)
-		r = bus_zmtp_subscriber_subscribe(sub, prefix);
-	if (r < 0)
-		return ctl_fail(f->ctl, EXIT_UNREACHABLE, NULL, "following: %s", strerror(-r));
-	CtlSignals sig = { .fd = -1 };
-	r = ctl_signals_open(&sig, false);
-	if (r < 0)
-		return ctl_fail(f->ctl, EXIT_FAILED, NULL, "signalfd: %s", strerror(-r));
 	/* Lines written while the subscription travels are read by the tick. */
 	int rc = read_more(f);
-	usec_t next = now_monotonic() + USEC_PER_SEC;
-	while (!rc) {
-		struct pollfd p[2] = {
-			{ .fd = sig.fd, .events = POLLIN },
-			{ .fd = sub ? bus_zmtp_subscriber_fd(sub) : -1, .events = POLLIN },
-		};
-		if (poll(p, 2, ctl_ms_until(next)) < 0 && errno != EINTR)
-			break;
-		if (p[0].revents && ctl_signals_read(&sig))
-			break;
-		bool more = now_monotonic() >= next;
-		while (sub) {
-			BusEvent *ev = NULL;
-			bool gap;
-			r = bus_zmtp_subscriber_receive(sub, 0, &ev, &gap);
-			if (r < 0) {
-				/* superd went away: the next read says so (exit 3). */
-				if (r != -EAGAIN)
-					sub = bus_zmtp_subscriber_free(sub);
-				break;
-			}
-			bus_event_free(ev);
-			more = true;
-		}
-		if (more) {
-			rc = read_more(f);
-			next = now_monotonic() + USEC_PER_SEC;
-		}
-	}
-	ctl_signals_close(&sig);
-	return rc;
+	return rc ? rc : ctl_watch(f->ctl, prefix, "following", follow_refresh, f);
 }
 
 int cmd_logs(Ctl *ctl, int argc, char **argv)

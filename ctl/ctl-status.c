@@ -212,63 +212,26 @@ static int draw(Ctl *ctl, const char *project, bool clear)
 	return r;
 }
 
+typedef struct Watch {
+	Ctl *ctl;
+	const char *project;
+} Watch;
+
+static int watch_refresh(void *userdata)
+{
+	Watch *w = userdata;
+	return draw(w->ctl, w->project, w->ctl->tty_out && !w->ctl->json);
+}
+
 /* Redraw on every state change (an event) and each second, until a signal. */
 static int watch(Ctl *ctl, const char *project)
 {
-	_cleanup_free_ char *ep = NULL;
-	if (bus_endpoint(ctl->runtime_dir, "superd", BUS_SOCKET_EVENTS, &ep) < 0)
-		return ctl_fail(ctl, EXIT_FAILED, NULL, "out of memory");
-	_cleanup_(bus_zmtp_subscriber_freep) BusZmtpSubscriber *sub = NULL;
-	int r = bus_zmtp_subscriber_new(ep, &sub);
-	if (r < 0)
-		return ctl_fail(ctl, EXIT_UNREACHABLE, NULL, "subscribing: %s", strerror(-r));
 	_cleanup_free_ char *prefix =
 	    project ? strdupf("service.state.%s.", project) : strdup("service.state.");
 	if (!prefix)
 		return ctl_fail(ctl, EXIT_FAILED, NULL, "out of memory");
-	r = bus_zmtp_subscriber_subscribe(sub, prefix);
-	if (r < 0)
-		return ctl_fail(ctl, EXIT_UNREACHABLE, NULL, "subscribing: %s", strerror(-r));
-	CtlSignals sig = { .fd = -1 };
-	r = ctl_signals_open(&sig, false);
-	if (r < 0)
-		return ctl_fail(ctl, EXIT_FAILED, NULL, "signalfd: %s", strerror(-r));
-	bool clear = ctl->tty_out && !ctl->json;
-	usec_t next = now_monotonic() + USEC_PER_SEC;
-	int rc = 0;
-	while (!rc) {
-		struct pollfd p[2] = {
-			{ .fd = sig.fd, .events = POLLIN },
-			{ .fd = sub ? bus_zmtp_subscriber_fd(sub) : -1, .events = POLLIN },
-		};
-		if (poll(p, 2, ctl_ms_until(next)) < 0 && errno != EINTR)
-			break;
-		if (p[0].revents && ctl_signals_read(&sig))
-			break;
-		bool redraw = now_monotonic() >= next;
-		for (;;) {
-			BusEvent *ev = NULL;
-			bool gap;
-			if (!sub)
-				break;
-			r = bus_zmtp_subscriber_receive(sub, 0, &ev, &gap);
-			if (r < 0) {
-				/* The publisher went away: the tick finds out whether superd did.
-				 */
-				if (r != -EAGAIN)
-					sub = bus_zmtp_subscriber_free(sub);
-				break;
-			}
-			bus_event_free(ev);
-			redraw = true;
-		}
-		if (redraw) {
-			rc = draw(ctl, project, clear);
-			next = now_monotonic() + USEC_PER_SEC;
-		}
-	}
-	ctl_signals_close(&sig);
-	return rc;
+	Watch w = { ctl, project };
+	return ctl_watch(ctl, prefix, "subscribing", watch_refresh, &w);
 }
 
 int cmd_status(Ctl *ctl, int argc, char **argv)

@@ -159,6 +159,13 @@ void ctl_signals_close(CtlSignals *s);
 /* Milliseconds from now until a CLOCK_MONOTONIC deadline (usec), for poll(): >= 0. */
 int ctl_ms_until(uint64_t deadline_usec);
 
+/* The waiting loop of `logs -f` and `status -w`: subscribe to superd's events under
+ * `prefix`, then call refresh() after each burst of events (drained first) and at least
+ * every second, until it returns non-zero (returned) or SIGINT/SIGTERM arrives (0).
+ * `what` names the step in the error when subscribing fails. */
+int ctl_watch(Ctl *ctl, const char *prefix, const char *what, int (*refresh)(void *userdata),
+	      void *userdata);
+
 /* ---- commands ---- */
 
 int cmd_up(Ctl *ctl, int argc, char **argv);
