@@ -157,19 +157,10 @@ static int on_mount(BusCall *call, const BusRequest *req, void *userdata)
 	}
 	FsdMount *m = NULL;
 	_cleanup_free_ char *err = NULL;
-	int r = fsd_mount_start(&spec, &m, &err);
-	if (r < 0) {
-		/* "what failed (hint: what to do)": the hint goes in its own field, so
-		 * localctl prints it on its own line */
-		char *hint = err ? strstr(err, " (hint: ") : NULL;
-		if (hint && endswith(hint, ")")) {
-			*hint = 0;
-			hint += STRLEN(" (hint: ");
-			hint[strlen(hint) - 1] = 0;
-		} else
-			hint = NULL;
+	const char *hint = NULL;
+	int r = fsd_mount_start(&spec, &m, &err, &hint);
+	if (r < 0)
 		return bus_call_reply_errno(&call, r, hint, "Mount: %s", strempty(err)), 0;
-	}
 	d->mounts[d->n_mounts++] = m;
 	save_state(d);
 	log_info("mounted %s", fsd_mount_spec(m)->mountpoint);
@@ -309,10 +300,12 @@ static void restore(Daemon *d)
 					 specs[i].mountpoint);
 			FsdMount *m = NULL;
 			_cleanup_free_ char *err = NULL;
-			r = fsd_mount_start(&specs[i], &m, &err);
+			const char *hint = NULL;
+			r = fsd_mount_start(&specs[i], &m, &err, &hint);
 			if (r < 0)
-				log_warning("re-creating %s failed, dropping it: %s",
-					    specs[i].mountpoint, strempty(err));
+				log_warning("re-creating %s failed, dropping it: %s%s%s%s",
+					    specs[i].mountpoint, strempty(err), hint ? " (hint: " : "",
+					    strempty(hint), hint ? ")" : "");
 			else {
 				d->mounts[d->n_mounts++] = m;
 				log_info("re-created %s", fsd_mount_spec(m)->mountpoint);

@@ -270,18 +270,17 @@ static int fusermount_find(char **ret)
  * to fusermount3). An euid of 0 is root or the root of a user namespace, which mounts
  * FUSE with mount(2) itself; anyone else mounts through the setuid fusermount3.
  */
-static int mount_preflight(const char *mountpoint, char **ret_error)
+static int mount_preflight(const char *mountpoint, char **ret_error, const char **ret_hint)
 {
 	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		int r = -errno;
 		bool missing = r == -ENOENT || r == -ENODEV || r == -ENXIO;
-		*ret_error = strdupf(
-		    "cannot open /dev/fuse: %s (hint: %s)", strerror(-r),
-		    missing ? "load the fuse module (modprobe fuse); in a container, pass "
-			      "/dev/fuse in"
-			    : "make /dev/fuse 0666 (the fuse3 package's udev rule does), or "
-			      "add the user to the group that owns it");
+		*ret_error = strdupf("cannot open /dev/fuse: %s", strerror(-r));
+		*ret_hint = missing ? "load the fuse module (modprobe fuse); in a container, pass "
+				      "/dev/fuse in"
+				    : "make /dev/fuse 0666 (the fuse3 package's udev rule does), or "
+				      "add the user to the group that owns it";
 		return r;
 	}
 	close(fd);
@@ -293,10 +292,9 @@ static int mount_preflight(const char *mountpoint, char **ret_error)
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
-		*ret_error = strdup("fusermount3 not found (in " FUSERMOUNT_PATH " or $PATH) "
-				    "(hint: install the fuse3 package, or run locald-fsd as root "
-				    "or in a user namespace with its own mount namespace: "
-				    "unshare -U -r -m)");
+		*ret_error = strdup("fusermount3 not found (in " FUSERMOUNT_PATH " or $PATH)");
+		*ret_hint = "install the fuse3 package, or run locald-fsd as root or in a user "
+			    "namespace with its own mount namespace: unshare -U -r -m";
 		return -ENOENT;
 	}
 	struct stat st;
@@ -304,17 +302,18 @@ static int mount_preflight(const char *mountpoint, char **ret_error)
 	if (stat(fm, &st) < 0 || !(st.st_mode & S_ISUID) || st.st_uid != 0 ||
 	    (statvfs(fm, &sv) == 0 && (sv.f_flag & ST_NOSUID))) {
 		*ret_error = strdupf("%s is not setuid root here, so it cannot mount for "
-				     "the user (hint: reinstall the fuse3 package, or run "
-				     "locald-fsd in a user namespace: unshare -U -r -m)",
+				     "the user",
 				     fm);
+		*ret_hint = "reinstall the fuse3 package, or run locald-fsd in a user "
+			    "namespace: unshare -U -r -m";
 		return -EPERM;
 	}
 	/* fusermount3 mounts only on directories the user may write to */
 	if (access(mountpoint, W_OK) < 0 ||
 	    (stat(mountpoint, &st) == 0 && (st.st_mode & S_ISVTX) && st.st_uid != getuid())) {
-		*ret_error = strdupf("mountpoint %s is not writable by uid %u (hint: fusermount3 "
-				     "mounts only on a directory the user owns or may write to)",
-				     mountpoint, (unsigned)getuid());
+		*ret_error = strdupf("mountpoint %s is not writable by uid %u", mountpoint,
+				     (unsigned)getuid());
+		*ret_hint = "fusermount3 mounts only on a directory the user owns or may write to";
 		return -EACCES;
 	}
 	return 0;
@@ -425,9 +424,11 @@ static void *session_thread(void *userdata)
 	return NULL;
 }
 
-int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error)
+int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error,
+		    const char **ret_hint)
 {
 	*ret_error = NULL;
+	*ret_hint = NULL;
 	pthread_once(&setup_once, setup);
 	FsdMount *m = calloc(1, sizeof(FsdMount));
 	if (!m)
@@ -475,7 +476,7 @@ int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error)
 		r = -EIO;
 		goto fail;
 	}
-	r = mount_preflight(m->spec.mountpoint, ret_error);
+	r = mount_preflight(m->spec.mountpoint, ret_error, ret_hint);
 	if (r < 0)
 		goto fail;
 	char msg[FUSE_MSG_MAX] = "";
@@ -483,11 +484,11 @@ int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error)
 	r = fuse_session_mount(m->se, m->spec.mountpoint);
 	fuse_msg = NULL;
 	if (r != 0) {
-		*ret_error = strdupf("mounting on %s failed: %s (hint: %s)", m->spec.mountpoint,
-				     msg[0] ? msg : "libfuse gave no reason",
-				     geteuid() == 0 ? "in a user namespace, FUSE mounts only in a "
-						      "mount namespace it owns: unshare -U -r -m"
-						    : "check that fusermount3 works for this user");
+		*ret_error = strdupf("mounting on %s failed: %s", m->spec.mountpoint,
+				     msg[0] ? msg : "libfuse gave no reason");
+		*ret_hint = geteuid() == 0 ? "in a user namespace, FUSE mounts only in a mount "
+					     "namespace it owns: unshare -U -r -m"
+					   : "check that fusermount3 works for this user";
 		r = -EPERM;
 		goto fail;
 	}

@@ -42,11 +42,13 @@ int mount_spec_load_ignore(const MountSpec *s, Ignore **ret, char **ret_error);
 
 /*
  * Mount and start serving: as root, as the root of a user namespace (mount(2)), or as
- * an ordinary user (the setuid fusermount3). ret_error gets a one-line reason with a
- * hint on failure (what is missing: /dev/fuse access, fusermount3, ...). The spec is
+ * an ordinary user (the setuid fusermount3). On failure ret_error gets a one-line reason
+ * and, where there is one, ret_hint what to do (static text; for a missing /dev/fuse
+ * access, fusermount3, ...), else NULL. The spec is
  * copied. A stale mount on the mountpoint (a dead fsd's) is lazily unmounted first.
  */
-int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error);
+int fsd_mount_start(const MountSpec *spec, FsdMount **ret, char **ret_error,
+		    const char **ret_hint);
 /* Unmount and free. Accepts NULL. */
 FsdMount *fsd_mount_stop(FsdMount *m);
 /* True once the session ended by itself (someone unmounted it from outside). */

@@ -120,10 +120,15 @@ static int run_mount(int argc, char **argv)
 		return log_error_errno(-errno, "signalfd: %m"), 1;
 
 	FsdMount *m = NULL;
-	r = fsd_mount_start(&spec, &m, &err);
+	const char *hint = NULL;
+	r = fsd_mount_start(&spec, &m, &err, &hint);
 	mount_spec_done(&spec);
 	if (r < 0) {
-		log_error("%s", err);
+		/* one line: the reason, then what to do */
+		if (hint)
+			log_error("%s (hint: %s)", err, hint);
+		else
+			log_error("%s", err);
 		return 1;
 	}
 	const Fs *fs = fsd_mount_fs(m);
