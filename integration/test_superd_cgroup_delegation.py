@@ -23,6 +23,7 @@ import pytest
 
 from shim_fixtures import *  # noqa: F401,F403
 from shim_fixtures import as_user
+from superd_fixtures import wait_until
 
 WAIT = 60.0
 
@@ -70,17 +71,6 @@ def pids_running(argv):
         except OSError:
             pass
     return out
-
-
-def wait_until(pred, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class UserLocald:
@@ -132,7 +122,7 @@ class UserLocald:
                 raise AssertionError(f"superd exited {proc.returncode}: {log.read_text()}")
             return "ready on" in log.read_text(errors="replace")
 
-        wait_until(ready, "superd to be ready")
+        wait_until(ready, timeout=WAIT, what="superd to be ready")
         return proc, log
 
     def localctl_run(self, *args, cwd=None, check=True):
@@ -176,7 +166,8 @@ class UserLocald:
             if left:
                 (self.delegated / "cgroup.kill").write_text("1")
                 wait_until(lambda: "populated 0" in
-                           (self.delegated / "cgroup.events").read_text(), "cgroup to empty")
+                           (self.delegated / "cgroup.events").read_text(),
+                           timeout=WAIT, what="cgroup to empty")
             for dirpath, _, _ in sorted(os.walk(self.delegated), key=lambda w: -len(w[0])):
                 os.rmdir(dirpath)
             try:
@@ -239,7 +230,8 @@ stop_timeout = "1s"
     for s in svcs.values():
         cg = own_cgroup(s["pid"])
         assert cg.startswith(f"/locald/{uid}/services/{name}/{s['name']}"), (s, cg)
-    (grandchild,) = wait_until(lambda: pids_running(["sleep", f"{mark}2"]), "the grandchild")
+    (grandchild,) = wait_until(lambda: pids_running(["sleep", f"{mark}2"]), timeout=WAIT,
+                               what="the grandchild")
     assert own_cgroup(grandchild) == own_cgroup(svcs["stubborn"]["pid"])
     assert os.getsid(grandchild) != svcs["stubborn"]["pid"]
 
@@ -257,7 +249,7 @@ stop_timeout = "1s"
     # Stopping `stubborn` leaves nothing of it behind.
     lu.localctl_run("stop", "stubborn", cwd=proj)
     assert lu.services(name)["stubborn"]["state"] == "stopped"
-    wait_until(lambda: not alive(grandchild), "the grandchild to be killed")
+    wait_until(lambda: not alive(grandchild), timeout=WAIT, what="the grandchild to be killed")
     assert not alive(svcs["stubborn"]["pid"])
     assert alive(svcs["web"]["pid"])
     assert not pids_running(["sleep", f"{mark}3"])
